@@ -1,0 +1,308 @@
+package testdecoding
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// DefaultMaxRecordBytes is the largest record a Reader accepts unless told
+// otherwise: a record may hold several values of up to 1 GB each in theory,
+// but a record this large that has not ended almost always means a broken
+// quote in the input.
+const DefaultMaxRecordBytes = 256 << 20
+
+// Reader splits pg_recvlogical output (pg_recvlogical -f -) into records and
+// parses them. Records end at a newline, except that a newline inside a
+// quoted literal, a quoted identifier or a message's content belongs to the
+// record.
+//
+// When a record is broken (its quote never closes before the end of the input
+// or before MaxRecordBytes), the Reader returns a *ParseError for its first
+// line and resumes with the line after it. A record whose quotes balance but
+// which does not parse is returned whole with its *ParseError, and the Reader
+// resumes after it. Either way Next can be called again. Blank lines are
+// skipped. A last record without a trailing newline is returned at a clean
+// end of input, but not when the underlying reader failed.
+type Reader struct {
+	src        io.Reader
+	buf        []byte
+	start, end int // unread bytes are buf[start:end]
+	eof        bool
+	readErr    error
+	line       int // line number of buf[start]
+	lastLine   int
+	max        int
+}
+
+// NewReader returns a Reader reading from r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{src: r, buf: make([]byte, 64<<10), line: 1, max: DefaultMaxRecordBytes}
+}
+
+// SetMaxRecordBytes sets the size above which an unfinished record is
+// treated as broken (see Reader). n <= 0 restores DefaultMaxRecordBytes.
+func (r *Reader) SetMaxRecordBytes(n int) {
+	if n <= 0 {
+		n = DefaultMaxRecordBytes
+	}
+	r.max = n
+}
+
+// Line returns the 1-based line number where the last record returned by
+// Next started.
+func (r *Reader) Line() int { return r.lastLine }
+
+// Next returns the next record and its raw text (without the trailing
+// newline; valid until the next call). At the end of the input it returns
+// io.EOF. A record that does not parse comes back with a *ParseError (whose
+// Line is set) and its raw text; Next can then be called again. Other errors
+// are the underlying reader's.
+func (r *Reader) Next() (Record, []byte, error) {
+	var rec Record
+	raw, err := r.NextInto(&rec)
+	return rec, raw, err
+}
+
+// NextInto is Next into rec, reusing rec's slices (see ParseInto).
+func (r *Reader) NextInto(rec *Record) ([]byte, error) {
+	raw, err := r.nextRaw()
+	if err != nil {
+		return nil, err
+	}
+	if err := ParseInto(raw, rec); err != nil {
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			pe.Line = r.lastLine
+		}
+		return raw, err
+	}
+	return raw, nil
+}
+
+// nextRaw returns the next record's text and consumes it and its newline.
+func (r *Reader) nextRaw() ([]byte, error) {
+	for {
+		if r.start == r.end {
+			if r.eof {
+				if r.readErr != nil {
+					return nil, r.readErr
+				}
+				return nil, io.EOF
+			}
+			if err := r.fill(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		n, ok, err := r.extent()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			n = r.firstLine()
+			if n < 0 {
+				return r.skipOversizedLine()
+			}
+		}
+		if r.readErr != nil && r.start+n == r.end {
+			// The input broke off inside this record: do not guess.
+			return nil, r.readErr
+		}
+		if n == 0 {
+			// pg_recvlogical prints no empty records: skip blank lines.
+			r.consume(0)
+			continue
+		}
+		return r.consume(n), nil
+	}
+}
+
+// consume takes n bytes of record text and the newline after it (if any).
+func (r *Reader) consume(n int) []byte {
+	raw := r.buf[r.start : r.start+n]
+	r.lastLine = r.line
+	r.line += bytes.Count(raw, nl)
+	r.start += n
+	if r.start < r.end && r.buf[r.start] == '\n' {
+		r.start++
+		r.line++
+	}
+	return raw
+}
+
+var nl = []byte{'\n'}
+
+// firstLine returns the length of the first line of the unread data
+// (reading more as needed), or -1 when it is longer than the maximum record.
+func (r *Reader) firstLine() int {
+	from := 0
+	for {
+		if k := bytes.IndexByte(r.buf[r.start+from:r.end], '\n'); k >= 0 {
+			return from + k
+		}
+		from = r.end - r.start
+		if r.eof {
+			return from
+		}
+		if from > r.max || r.fill() != nil {
+			return -1
+		}
+	}
+}
+
+// skipOversizedLine drops a line longer than the maximum record and reports it.
+func (r *Reader) skipOversizedLine() ([]byte, error) {
+	r.lastLine = r.line
+	for {
+		if k := bytes.IndexByte(r.buf[r.start:r.end], '\n'); k >= 0 {
+			r.start += k + 1
+			r.line++
+			break
+		}
+		r.start = r.end
+		if r.eof {
+			break
+		}
+		if err := r.fill(); err != nil {
+			return nil, err
+		}
+	}
+	return nil, &ParseError{Line: r.lastLine, Reason: "record longer than " + strconv.Itoa(r.max) + " bytes without a newline"}
+}
+
+// fill reads more input into buf, compacting or growing it first.
+func (r *Reader) fill() error {
+	if r.eof {
+		return io.ErrUnexpectedEOF
+	}
+	if r.end == len(r.buf) {
+		if r.start > 0 {
+			copy(r.buf, r.buf[r.start:r.end])
+			r.end -= r.start
+			r.start = 0
+		}
+		if r.end == len(r.buf) {
+			nb := make([]byte, 2*len(r.buf))
+			copy(nb, r.buf[:r.end])
+			r.buf = nb
+		}
+	}
+	for tries := 0; tries < 100; tries++ {
+		n, err := r.src.Read(r.buf[r.end:])
+		r.end += n
+		if err != nil {
+			r.eof = true
+			if err != io.EOF {
+				r.readErr = fmt.Errorf("read test_decoding stream: %w", err)
+			}
+			return nil
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	r.eof = true
+	r.readErr = fmt.Errorf("read test_decoding stream: %w", io.ErrNoProgress)
+	return nil
+}
+
+// extent finds the end of the record at buf[start:], reading more as needed.
+// It returns the record's length and true, or false when the record is
+// broken (see Reader).
+func (r *Reader) extent() (int, bool, error) {
+	for !r.eof && r.end-r.start < len("message:") {
+		if err := r.fill(); err != nil {
+			return 0, false, err
+		}
+	}
+	if hasPrefix(r.buf[r.start:r.end], "message:") {
+		return r.messageExtent()
+	}
+	return r.quotedExtent()
+}
+
+// quotedExtent scans for the first newline outside single and double quotes.
+func (r *Reader) quotedExtent() (int, bool, error) {
+	var inQuote byte // 0, '\'' or '"'
+	i := 0
+	for {
+		b := r.buf[r.start:r.end]
+		for i < len(b) {
+			if inQuote != 0 {
+				k := bytes.IndexByte(b[i:], inQuote)
+				if k < 0 {
+					i = len(b)
+					break
+				}
+				i += k + 1
+				inQuote = 0
+				continue
+			}
+			c := b[i]
+			switch c {
+			case '\n':
+				return i, true, nil
+			case '\'', '"':
+				inQuote = c
+			}
+			i++
+		}
+		if r.eof {
+			return len(b), inQuote == 0, nil
+		}
+		if len(b) > r.max {
+			return 0, false, nil
+		}
+		if err := r.fill(); err != nil {
+			return 0, false, err
+		}
+	}
+}
+
+// messageExtent finds the end of a message record: the first
+// ", sz: N content:" header whose N bytes of content are followed by a
+// newline or the end of the input.
+func (r *Reader) messageExtent() (int, bool, error) {
+	j := 0
+	for {
+		b := r.buf[r.start:r.end]
+		k := bytes.Index(b[j:], []byte(", sz: "))
+		if k < 0 || len(b)-(j+k) < len(", sz: 18446744073709551615 content:") && !r.eof {
+			// Header not (fully) here yet.
+			if r.eof {
+				return 0, false, nil
+			}
+			if len(b) > r.max {
+				return 0, false, nil
+			}
+			if err := r.fill(); err != nil {
+				return 0, false, err
+			}
+			continue
+		}
+		at := j + k
+		n, contentStart, ok := messageSize(string(b[at:min(len(b), at+64)]), 0)
+		if !ok {
+			j = at + 1
+			continue
+		}
+		end := at + contentStart + n
+		if end > r.max {
+			j = at + 1
+			continue
+		}
+		for end >= r.end-r.start && !r.eof {
+			if err := r.fill(); err != nil {
+				return 0, false, err
+			}
+		}
+		b = r.buf[r.start:r.end]
+		if end == len(b) || end < len(b) && b[end] == '\n' {
+			return end, true, nil
+		}
+		j = at + 1
+	}
+}
