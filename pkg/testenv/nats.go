@@ -1,0 +1,78 @@
+package testenv
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/natslocal"
+)
+
+// natsTimeout bounds each NATS start and restart.
+const natsTimeout = time.Minute
+
+// NATS is an embedded nats-server with JetStream on a file store in a temp
+// dir, keeping its port and store across Stop and Restart.
+type NATS struct {
+	s *natslocal.Server
+}
+
+// StartNATS starts a server and removes it and its store when the test ends.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), natsTimeout)
+	defer cancel()
+	s, err := natslocal.Start(ctx, natslocal.Options{})
+	if err != nil {
+		t.Fatalf("start embedded nats: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Remove(); err != nil {
+			t.Errorf("remove nats: %v", err)
+		}
+	})
+	return &NATS{s: s}
+}
+
+// Server is the underlying server.
+func (n *NATS) Server() *natslocal.Server { return n.s }
+
+// URL is nats://127.0.0.1:PORT.
+func (n *NATS) URL() string { return n.s.URL() }
+
+// Stop shuts the server down; clients lose their connections.
+func (n *NATS) Stop() { n.s.Stop() }
+
+// Restart stops the server if it runs and starts it on the same port and store.
+func (n *NATS) Restart(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), natsTimeout)
+	defer cancel()
+	if err := n.s.Restart(ctx); err != nil {
+		t.Fatalf("%v", err)
+	}
+}
+
+// Connect returns a connection that reconnects forever, every 20ms, across
+// restarts, and a JetStream handle on it; both close when the test ends.
+func (n *NATS) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(n.URL(),
+		nats.Name(t.Name()),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(20*time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+	)
+	if err != nil {
+		t.Fatalf("connect to nats %s: %v", n.URL(), err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}
