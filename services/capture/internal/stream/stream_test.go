@@ -1,0 +1,47 @@
+package stream
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestValidate(t *testing.T) {
+	good := Config(Settings{Name: "REDMS_WAL", Replicas: 1, MaxBytes: -1})
+	if err := Validate(good); err != nil {
+		t.Fatalf("own config rejected: %v", err)
+	}
+	cases := []struct {
+		name   string
+		change func(*jetstream.StreamConfig)
+		want   []string
+	}{
+		{"retention", func(c *jetstream.StreamConfig) { c.Retention = jetstream.LimitsPolicy }, []string{"retention is Limits, want workqueue"}},
+		{"discard", func(c *jetstream.StreamConfig) { c.Discard = jetstream.DiscardOld }, []string{"discard policy is DiscardOld, want new"}},
+		{"subjects", func(c *jetstream.StreamConfig) { c.Subjects = []string{"redms.wal.shop.>"} }, []string{`subjects are ["redms.wal.shop.>"], want ["redms.wal.>"]`}},
+		{"extra subject", func(c *jetstream.StreamConfig) { c.Subjects = append(c.Subjects, "other") }, []string{"subjects are"}},
+		{"memory", func(c *jetstream.StreamConfig) { c.Storage = jetstream.MemoryStorage }, []string{"storage is Memory, want file"}},
+		{"several", func(c *jetstream.StreamConfig) {
+			c.Retention = jetstream.InterestPolicy
+			c.Discard = jetstream.DiscardOld
+		}, []string{"retention is Interest", "discard policy is DiscardOld"}},
+	}
+	for _, c := range cases {
+		cfg := Config(Settings{Name: "REDMS_WAL", Replicas: 1, MaxBytes: -1})
+		c.change(&cfg)
+		err := Validate(cfg)
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not say %q", c.name, err, w)
+			}
+		}
+		if !strings.Contains(err.Error(), "stream REDMS_WAL") {
+			t.Errorf("%s: error %q does not name the stream", c.name, err)
+		}
+	}
+}

@@ -1,0 +1,409 @@
+// Command redms-capture reads a logical replication slot (test_decoding) and
+// publishes every change into the JetStream stream that is redms' WAL,
+// confirming to Postgres only what JetStream has acknowledged. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only on REDMS_PPROF_ADDR
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/redms/redms/pkg/testdecoding"
+	"github.com/redms/redms/services/capture/internal/catalog"
+	"github.com/redms/redms/services/capture/internal/change"
+	"github.com/redms/redms/services/capture/internal/publish"
+	"github.com/redms/redms/services/capture/internal/selection"
+	"github.com/redms/redms/services/capture/internal/source"
+	"github.com/redms/redms/services/capture/internal/stream"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// errBadInput marks a run that finished but skipped unparseable records.
+var errBadInput = errors.New("some records could not be parsed")
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("redms-capture", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	useStdin := fs.Bool("stdin", false, "read pg_recvlogical -f - text from standard input instead of the slot")
+	dry := fs.Bool("dry-run", false, "publish nothing; write one JSON object per change to standard output")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var cfg Config
+	if err := envconfig.Process("REDMS", &cfg); err != nil {
+		fmt.Fprintln(stderr, "redms-capture: read configuration:", err)
+		return 2
+	}
+	if err := cfg.Validate(*useStdin); err != nil {
+		fmt.Fprintln(stderr, "redms-capture: invalid configuration:", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		fmt.Fprintln(stderr, "redms-capture: REDMS_LOG_LEVEL:", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("service", "redms-capture")
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Error("create cpu profile", "err", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Error("start cpu profile", "err", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	app := &app{cfg: cfg, log: log, dry: *dry, stdout: stdout, stderr: stderr}
+	err := app.run(ctx, *useStdin, stdin)
+	switch {
+	case errors.Is(err, errBadInput):
+		log.Error("finished with errors", "err", err)
+		return 1
+	case err != nil:
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+type app struct {
+	cfg            Config
+	log            *slog.Logger
+	dry            bool
+	stdout, stderr io.Writer
+	m              *metrics
+	srcReady       atomic.Bool
+	nc             *nats.Conn
+}
+
+// sink consumes batches: the JetStream publisher or the dry-run writer.
+type sink interface {
+	Run(ctx context.Context, in <-chan publish.Batch) error
+}
+
+var (
+	_ sink = (*publish.Publisher)(nil)
+	_ sink = (*dryRun)(nil)
+)
+
+func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.m = newMetrics(reg)
+
+	g, gctx := errgroup.WithContext(ctx)
+	if a.cfg.MetricsAddr != "" {
+		g.Go(func() error { return a.serveHTTP(gctx, a.cfg.MetricsAddr, a.handler(reg)) })
+	}
+	if a.cfg.PprofAddr != "" {
+		g.Go(func() error { return a.serveHTTP(gctx, a.cfg.PprofAddr, http.DefaultServeMux) })
+	}
+
+	keys, _ := catalog.ParseTableKeys(a.cfg.TableKeys) // validated
+	filter, _ := selection.NewFilter(a.cfg.IncludeTables, a.cfg.ExcludeTables)
+	suffix, _ := selection.NewSuffix(a.cfg.PartitionSuffixRegexp)
+	builder := &change.Builder{
+		Filter: filter, Suffix: suffix, MaxTxnChanges: a.cfg.TxnBuffer, Log: a.log,
+		Metrics: change.Metrics{
+			Excluded:     func(t string) { a.m.excluded.WithLabelValues(t).Inc() },
+			Transactions: a.m.transactions.Inc,
+		},
+	}
+
+	var pool *pgxpool.Pool
+	if useStdin {
+		builder.DB = a.cfg.Database
+		if builder.DB == "" {
+			builder.DB = "stdin"
+		}
+		builder.Resolver = catalog.Static{Keys: keys}
+		a.srcReady.Store(true)
+	} else {
+		var err error
+		pool, err = pgxpool.New(ctx, a.cfg.SourceURL)
+		if err != nil {
+			return fmt.Errorf("open source pool: %w", err)
+		}
+		defer pool.Close()
+		builder.Resolver = catalog.Live{Q: pool, Keys: keys}
+		builder.DB = a.cfg.Database
+		if builder.DB == "" {
+			if builder.DB, err = retry(gctx, a.log, "read current database", func(ctx context.Context) (string, error) {
+				var db string
+				err := pool.QueryRow(ctx, "SELECT current_database()").Scan(&db)
+				return db, err
+			}); err != nil {
+				return err
+			}
+		}
+	}
+
+	var (
+		snk   sink
+		acked = func() uint64 { return 0 }
+	)
+	if a.dry {
+		snk = newDryRun(a.stdout)
+	} else {
+		js, err := a.connectNATS(gctx)
+		if err != nil {
+			return err
+		}
+		defer a.nc.Close()
+		pub := publish.New(js, a.cfg.MaxInflight, 0, a.log, publish.Metrics{
+			Published: a.m.onPublished,
+			Retry:     a.m.retries.Inc,
+			Inflight:  a.m.setInflight,
+		})
+		snk, acked = pub, pub.Confirmed
+	}
+
+	batches := make(chan publish.Batch, 64)
+	sinkCtx, sinkCancel := context.WithCancel(context.Background())
+	defer sinkCancel()
+	drained := make(chan struct{})
+	g.Go(func() error {
+		defer close(drained)
+		err := snk.Run(sinkCtx, batches)
+		if err != nil && sinkCtx.Err() != nil {
+			a.log.Warn("shutdown deadline passed before every publish was acknowledged; the slot re-sends them", "timeout", a.cfg.ShutdownTimeout)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+		case <-drained:
+			return nil
+		}
+		t := time.NewTimer(a.cfg.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			sinkCancel()
+		case <-drained:
+		}
+		return nil
+	})
+
+	if useStdin {
+		g.Go(func() error { return a.readStdin(gctx, stdin, builder, batches) })
+		return g.Wait()
+	}
+
+	src := source.New(source.Config{URL: a.cfg.SourceURL, Slot: a.cfg.Slot, ConfirmEvery: a.cfg.ConfirmEvery, DryRun: a.dry},
+		a.log, builder, acked, source.Metrics{
+			Confirmed: func(l uint64) { a.m.confirmed.Set(float64(l)) },
+			Ready:     a.srcReady.Store,
+		})
+	g.Go(func() error { return src.Run(gctx, batches, drained) })
+	g.Go(func() error { return a.pollSlotLag(gctx, pool) })
+	return g.Wait()
+}
+
+// readStdin publishes pg_recvlogical text. There are no LSNs: record n
+// (1-based, every record counted) gets LSN 0/n.
+func (a *app) readStdin(ctx context.Context, in io.Reader, b *change.Builder, out chan<- publish.Batch) error {
+	defer close(out)
+	b.Emit = func(ctx context.Context, batch publish.Batch) error {
+		select {
+		case out <- batch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r := testdecoding.NewReader(in)
+	var (
+		rec testdecoding.Record
+		n   uint64
+		bad int
+	)
+	for {
+		raw, err := r.NextInto(&rec)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var pe *testdecoding.ParseError
+		if errors.As(err, &pe) {
+			n++
+			bad++
+			fmt.Fprintf(a.stderr, "line %d: %s\n", r.Line(), pe.Reason)
+			a.log.Error("unparseable record", "line", r.Line(), "reason", pe.Reason, "table", pe.Table)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read stdin: %w", err)
+		}
+		n++
+		if err := b.Record(ctx, &rec, raw, pglogrepl.LSN(n)); err != nil {
+			return err
+		}
+	}
+	if err := b.Flush(ctx); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return fmt.Errorf("%w: %d of %d", errBadInput, bad, n)
+	}
+	return nil
+}
+
+// connectNATS connects (retrying in the background for ever) and makes sure
+// the stream exists and fits.
+func (a *app) connectNATS(ctx context.Context) (jetstream.JetStream, error) {
+	nc, err := nats.Connect(a.cfg.NATSURL,
+		nats.Name("redms-capture"),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("nats disconnected", "err", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	a.nc = nc
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncTimeout(a.cfg.AckTimeout),
+		jetstream.WithPublishAsyncMaxPending(a.cfg.MaxInflight+16))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	settings := stream.Settings{Name: a.cfg.Stream, Replicas: a.cfg.StreamReplicas, MaxBytes: a.cfg.StreamMaxBytes, DedupWindow: a.cfg.DedupWindow}
+	var invalid error
+	created, err := retry(ctx, a.log, "ensure stream", func(ctx context.Context) (bool, error) {
+		c, err := stream.Ensure(ctx, js, settings)
+		if err != nil && errors.Is(err, stream.ErrMismatch) {
+			invalid = err
+			return false, nil
+		}
+		return c, err
+	})
+	if invalid != nil {
+		return nil, invalid
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("stream ready", "stream", a.cfg.Stream, "created", created)
+	return js, nil
+}
+
+// retry calls f until it succeeds or ctx ends, with backoff.
+func retry[T any](ctx context.Context, log *slog.Logger, what string, f func(context.Context) (T, error)) (T, error) {
+	wait := 200 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := f(cctx)
+		cancel()
+		if err == nil {
+			return v, nil
+		}
+		if ctx.Err() != nil {
+			return v, fmt.Errorf("%s: %w", what, err)
+		}
+		log.Warn(what+": retrying", "err", err, "backoff", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return v, fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// pollSlotLag sets redms_capture_slot_lag_bytes.
+func (a *app) pollSlotLag(ctx context.Context, pool *pgxpool.Pool) error {
+	t := time.NewTicker(a.cfg.SlotLagEvery)
+	defer t.Stop()
+	for {
+		var lag int64
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := pool.QueryRow(qctx, SlotLagSQL, a.cfg.Slot).Scan(&lag)
+		cancel()
+		if err == nil {
+			a.m.slotLag.Set(float64(lag))
+		} else if ctx.Err() == nil {
+			a.log.Debug("poll slot lag", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// SlotLagSQL is the slot's lag in bytes; $1 slot name.
+const SlotLagSQL = `SELECT COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots WHERE slot_name = $1`
+
+func (a *app) handler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ready := a.srcReady.Load() && (a.dry || (a.nc != nil && a.nc.IsConnected()))
+		if !ready {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+func (a *app) serveHTTP(ctx context.Context, addr string, h http.Handler) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
