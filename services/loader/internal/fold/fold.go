@@ -1,0 +1,463 @@
+// Package fold turns one window of a table's changes, in stream order, into
+// the few set-based actions the warehouse applies (DESIGN §4).
+//
+// Within a segment every key ends with exactly one action, decided by its last
+// change:
+//
+//   - DELETE → delete the key;
+//   - INSERT, or an UPDATE whose row image is complete → upsert (delete the
+//     key, insert the row);
+//   - an UPDATE that still has unchanged-toast-datum columns after filling them
+//     from the latest earlier change of that key in the window → UPDATE of the
+//     known columns only, grouped by the set of known columns.
+//
+// An UPDATE with old-key: deletes the old key and upserts the new row. When
+// such an UPDATE also has columns nobody in the window knows, the row is moved
+// in the warehouse (UPDATE … SET key = new WHERE key = old) in a segment of
+// its own, so no other action of the window can be ordered around it.
+//
+// The window is split into segments at every change of the column set (names
+// and types of an INSERT's or UPDATE's columns: an added, dropped or retyped
+// column) and at every TRUNCATE; segments apply in order.
+//
+// Replay-shaped orders (insert of a live key, update or delete of a deleted
+// key) are counted, never rejected: the last change still decides. An UPDATE
+// of known columns of a key the window has deleted is dropped, as it would
+// find no row.
+//
+// Keys: the table's key columns, or under REPLICA IDENTITY FULL the whole row.
+// test_decoding omits null columns from old rows, so a FULL key is the row's
+// non-null columns; the warehouse compares it NULL-safely against every column.
+package fold
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redms/redms/pkg/testdecoding"
+)
+
+// Column is one column of a row (name, source type, value).
+type Column = testdecoding.Column
+
+// Change is one change of the window.
+type Change struct {
+	Seq    uint64
+	LSN    string
+	Record testdecoding.Record
+}
+
+// KeySpec says how rows are identified.
+type KeySpec struct {
+	Columns []string // key column names, in key order
+	Full    bool     // REPLICA IDENTITY FULL: the whole row is the key
+}
+
+// Segment is a run of changes with one column set, applied as: empty the
+// table (Truncate), DDL to Columns, Deletes, Upserts, then Updates.
+type Segment struct {
+	Truncate bool
+	// Columns are the names and types of the INSERT/UPDATE rows of the
+	// segment (Value unused); nil when it has none.
+	Columns []Column
+	Deletes [][]Column // key columns (FULL: the non-null columns of the old row)
+	Upserts [][]Column // complete rows, in Columns order
+	Updates []UpdateGroup
+	// FirstSeq and LastSeq are the stream sequences of the segment's first
+	// and last change.
+	FirstSeq, LastSeq uint64
+}
+
+// UpdateGroup is the rows that update the same set of known columns.
+type UpdateGroup struct {
+	Columns []string // known columns, in segment column order
+	Rows    []UpdateRow
+	// Move: the rows change their key (Match is the old key). A row whose
+	// new key already exists in the warehouse is not moved: that only
+	// happens when a replay finds the move done already.
+	Move bool
+}
+
+// UpdateRow matches a row by key and sets the known columns.
+type UpdateRow struct {
+	Match []Column // key columns the warehouse row has now
+	Set   []Column // values of UpdateGroup.Columns, in that order
+}
+
+// Result is a folded window.
+type Result struct {
+	Segments []Segment
+	Replays  int // replay-shaped orders seen
+}
+
+// ErrNoKey says the changes lack the key columns the KeySpec names.
+var ErrNoKey = errors.New("change lacks key columns")
+
+// Error is a change fold cannot use; the window must park.
+type Error struct {
+	Seq    uint64
+	LSN    string
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("fold change seq %d lsn %s: %s", e.Seq, e.LSN, e.Reason)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+type action uint8
+
+const (
+	actDelete action = iota + 1
+	actUpsert
+	actUpdate
+)
+
+type entry struct {
+	act   action
+	move  bool
+	key   []Column // for deletes: the key; for updates: the match key
+	row   []Column // upsert or update row (update rows may hold Unchanged columns)
+}
+
+// known is what the window knows of a key's current row.
+type known struct {
+	live bool
+	row  []Column
+}
+
+type folder struct {
+	spec    KeySpec
+	res     Result
+	seg     *Segment
+	entries map[string]*entry
+	order   []string
+	state   map[string]*known
+}
+
+// Fold folds the changes (INSERT, UPDATE, DELETE, TRUNCATE; others are
+// ignored) of one table's window.
+func Fold(changes []Change, spec KeySpec) (Result, error) {
+	f := &folder{spec: spec, state: make(map[string]*known)}
+	f.open(false)
+	for i := range changes {
+		c := &changes[i]
+		var err error
+		switch c.Record.Kind {
+		case testdecoding.KindInsert:
+			err = f.insert(c)
+		case testdecoding.KindUpdate:
+			err = f.update(c)
+		case testdecoding.KindDelete:
+			err = f.delete(c)
+		case testdecoding.KindTruncate:
+			f.close()
+			f.open(true)
+			f.note(c)
+			clear(f.state)
+		default:
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	f.close()
+	return f.res, nil
+}
+
+func (f *folder) open(truncate bool) {
+	f.seg = &Segment{Truncate: truncate}
+	f.entries = make(map[string]*entry)
+	f.order = f.order[:0]
+}
+
+func (f *folder) note(c *Change) {
+	if f.seg.FirstSeq == 0 {
+		f.seg.FirstSeq = c.Seq
+	}
+	f.seg.LastSeq = c.Seq
+}
+
+// close emits the open segment if it does anything.
+func (f *folder) close() {
+	s := f.seg
+	groups := map[string]int{}
+	for _, k := range f.order {
+		e := f.entries[k]
+		switch e.act {
+		case actDelete:
+			s.Deletes = append(s.Deletes, e.key)
+		case actUpsert:
+			s.Upserts = append(s.Upserts, e.row)
+		case actUpdate:
+			var names []string
+			var set []Column
+			for _, col := range e.row {
+				if !col.Unchanged {
+					names = append(names, col.Name)
+					set = append(set, col)
+				}
+			}
+			id := strings.Join(names, "\x00")
+			if e.move {
+				id = "move\x00" + id
+			}
+			gi, ok := groups[id]
+			if !ok {
+				gi = len(s.Updates)
+				groups[id] = gi
+				s.Updates = append(s.Updates, UpdateGroup{Columns: names, Move: e.move})
+			}
+			s.Updates[gi].Rows = append(s.Updates[gi].Rows, UpdateRow{Match: e.key, Set: set})
+		}
+	}
+	if s.Truncate || len(s.Deletes)+len(s.Upserts)+len(s.Updates) > 0 {
+		f.res.Segments = append(f.res.Segments, *s)
+	}
+}
+
+// columnsFor starts a new segment when row's column set differs from the
+// open segment's.
+func (f *folder) columnsFor(row []Column) {
+	if f.seg.Columns != nil && !sameColumns(f.seg.Columns, row) {
+		f.close()
+		f.open(false)
+	}
+	if f.seg.Columns == nil {
+		cols := make([]Column, len(row))
+		for i, c := range row {
+			cols[i] = Column{Name: c.Name, Type: c.Type}
+		}
+		if cols == nil {
+			cols = []Column{}
+		}
+		f.seg.Columns = cols
+	}
+}
+
+func sameColumns(a, b []Column) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].Type != b[i].Type {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *folder) set(k string, e *entry) {
+	if _, ok := f.entries[k]; !ok {
+		f.order = append(f.order, k)
+	}
+	f.entries[k] = e
+}
+
+func (f *folder) insert(c *Change) error {
+	row := c.Record.Columns
+	key, id, err := f.keyOf(row, c)
+	if err != nil {
+		return err
+	}
+	f.columnsFor(row)
+	f.note(c)
+	if st := f.state[id]; st != nil && st.live {
+		f.res.Replays++ // insert of a key the window already has
+	}
+	f.set(id, &entry{act: actUpsert, key: key, row: row})
+	f.state[id] = &known{live: true, row: row}
+	return nil
+}
+
+func (f *folder) delete(c *Change) error {
+	if c.Record.NoTupleData {
+		return &Error{Seq: c.Seq, LSN: c.LSN, Reason: "DELETE without key data (table has no replica identity)", Err: ErrNoKey}
+	}
+	key, id, err := f.keyOf(c.Record.Columns, c)
+	if err != nil {
+		return err
+	}
+	f.note(c)
+	if st := f.state[id]; st != nil && !st.live {
+		f.res.Replays++ // delete of a deleted key
+	}
+	f.set(id, &entry{act: actDelete, key: key})
+	f.state[id] = &known{live: false}
+	return nil
+}
+
+func (f *folder) update(c *Change) error {
+	rec := &c.Record
+	row := rec.Columns
+	// The key the row had before this change, and what is known of it.
+	var oldKey []Column
+	var oldID string
+	var err error
+	if rec.HasOldKey {
+		if f.spec.Full {
+			oldKey, oldID = fullKey(rec.OldKey)
+		} else {
+			oldKey, oldID, err = f.keyOf(rec.OldKey, c)
+		}
+	} else {
+		oldKey, oldID, err = f.keyOf(row, c)
+	}
+	if err != nil {
+		return err
+	}
+	st := f.state[oldID]
+	if st != nil && !st.live {
+		f.res.Replays++ // update of a deleted key
+	}
+
+	filled := row
+	if hasUnchanged(row) {
+		filled = make([]Column, len(row))
+		copy(filled, row)
+		if f.spec.Full && rec.HasOldKey {
+			fillFrom(filled, rec.OldKey)
+		}
+		if st != nil && st.live {
+			fillFrom(filled, st.row)
+		}
+	}
+	partial := hasUnchanged(filled)
+	if partial && f.spec.Full {
+		return &Error{Seq: c.Seq, LSN: c.LSN, Reason: "UPDATE of a REPLICA IDENTITY FULL table with an unchanged-toast-datum column the window cannot fill"}
+	}
+	newKey, newID, err := f.keyOf(filled, c)
+	if err != nil {
+		return err
+	}
+	f.columnsFor(row)
+	moved := newID != oldID
+
+	switch {
+	case !partial:
+		if moved {
+			f.note(c)
+			f.set(oldID, &entry{act: actDelete, key: oldKey})
+			f.state[oldID] = &known{live: false}
+		}
+		f.note(c)
+		f.set(newID, &entry{act: actUpsert, key: newKey, row: filled})
+		f.state[newID] = &known{live: true, row: filled}
+	case st != nil && !st.live:
+		// The window deleted the row: an UPDATE of known columns finds nothing.
+		f.note(c)
+	case moved:
+		// Move the warehouse row to its new key, alone in its segment.
+		f.close()
+		f.open(false)
+		f.columnsFor(row)
+		f.note(c)
+		f.set(newID, &entry{act: actUpdate, move: true, key: oldKey, row: filled})
+		f.close()
+		f.open(false)
+		delete(f.state, oldID)
+		f.state[newID] = &known{live: true, row: filled}
+	default:
+		f.note(c)
+		f.set(newID, &entry{act: actUpdate, key: newKey, row: filled})
+		f.state[newID] = &known{live: true, row: filled}
+	}
+	return nil
+}
+
+func hasUnchanged(row []Column) bool {
+	for i := range row {
+		if row[i].Unchanged {
+			return true
+		}
+	}
+	return false
+}
+
+// fillFrom replaces unchanged-toast columns of row with src's value of the
+// same column, where src has one.
+func fillFrom(row, src []Column) {
+	for i := range row {
+		if !row[i].Unchanged {
+			continue
+		}
+		if i < len(src) && src[i].Name == row[i].Name {
+			if !src[i].Unchanged {
+				row[i] = src[i]
+			}
+			continue
+		}
+		for j := range src {
+			if src[j].Name == row[i].Name {
+				if !src[j].Unchanged {
+					row[i] = src[j]
+				}
+				break
+			}
+		}
+	}
+}
+
+// keyOf returns the key columns of row and their identity string.
+func (f *folder) keyOf(row []Column, c *Change) ([]Column, string, error) {
+	if f.spec.Full {
+		k, id := fullKey(row)
+		return k, id, nil
+	}
+	key := make([]Column, len(f.spec.Columns))
+	var b strings.Builder
+	for i, name := range f.spec.Columns {
+		j := indexOf(row, name)
+		if j < 0 {
+			return nil, "", &Error{Seq: c.Seq, LSN: c.LSN, Reason: fmt.Sprintf("%s lacks key column %q", c.Record.Kind, name), Err: ErrNoKey}
+		}
+		if row[j].Unchanged {
+			return nil, "", &Error{Seq: c.Seq, LSN: c.LSN, Reason: fmt.Sprintf("%s key column %q is unchanged-toast-datum", c.Record.Kind, name)}
+		}
+		key[i] = row[j]
+		writeValue(&b, row[j])
+	}
+	return key, b.String(), nil
+}
+
+// fullKey is the key of a REPLICA IDENTITY FULL row: its non-null columns
+// (test_decoding prints old rows without their null columns).
+func fullKey(row []Column) ([]Column, string) {
+	var key []Column
+	var b strings.Builder
+	for _, c := range row {
+		if c.Null {
+			continue
+		}
+		key = append(key, c)
+		b.WriteString(strconv.Itoa(len(c.Name)))
+		b.WriteByte(':')
+		b.WriteString(c.Name)
+		writeValue(&b, c)
+	}
+	return key, b.String()
+}
+
+func writeValue(b *strings.Builder, c Column) {
+	if c.Null {
+		b.WriteString("n;")
+		return
+	}
+	b.WriteString(strconv.Itoa(len(c.Value)))
+	b.WriteByte(':')
+	b.WriteString(c.Value)
+}
+
+func indexOf(row []Column, name string) int {
+	for i := range row {
+		if row[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}
