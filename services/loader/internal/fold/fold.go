@@ -118,10 +118,10 @@ const (
 )
 
 type entry struct {
-	act   action
-	move  bool
-	key   []Column // for deletes: the key; for updates: the match key
-	row   []Column // upsert or update row (update rows may hold Unchanged columns)
+	act  action
+	move bool
+	key  []Column // for deletes: the key; for updates: the match key
+	row  []Column // upsert or update row (update rows may hold Unchanged columns)
 }
 
 // known is what the window knows of a key's current row.

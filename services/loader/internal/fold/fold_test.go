@@ -13,8 +13,8 @@ import (
 )
 
 func col(name, typ, v string) Column { return Column{Name: name, Type: typ, Value: v} }
-func null(name, typ string) Column  { return Column{Name: name, Type: typ, Null: true} }
-func toast(name, typ string) Column { return Column{Name: name, Type: typ, Unchanged: true} }
+func null(name, typ string) Column   { return Column{Name: name, Type: typ, Null: true} }
+func toast(name, typ string) Column  { return Column{Name: name, Type: typ, Unchanged: true} }
 
 func ins(seq uint64, cols ...Column) Change {
 	return Change{Seq: seq, Record: testdecoding.Record{Kind: testdecoding.KindInsert, Columns: cols}}
