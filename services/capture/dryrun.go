@@ -10,8 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/pkg/testdecoding"
-	"github.com/redms/redms/services/capture/internal/change"
+	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/capture/internal/publish"
 )
 
@@ -76,20 +77,23 @@ type jsonTable struct {
 func changeJSON(m *nats.Msg) ([]byte, error) {
 	rec, err := testdecoding.Parse(m.Data)
 	if err != nil {
-		return nil, fmt.Errorf("re-parse %s: %w", m.Header.Get(change.HeaderMsgID), err)
+		return nil, fmt.Errorf("re-parse %s: %w", m.Header.Get(walheader.MsgID), err)
 	}
-	db, schema, table, _ := change.SplitSubject(m.Subject)
+	t, err := subject.Parse(m.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("dry-run: %w", err)
+	}
 	var keys []string
-	if err := json.Unmarshal([]byte(m.Header.Get(change.HeaderKeys)), &keys); err != nil {
+	if err := json.Unmarshal([]byte(m.Header.Get(walheader.Keys)), &keys); err != nil {
 		return nil, fmt.Errorf("decode keys header: %w", err)
 	}
 	c := jsonChange{
-		Table:      jsonTable{Db: db, Schema: schema, Name: table},
+		Table:      jsonTable{Db: t.DB, Schema: t.Schema, Name: t.Name},
 		Op:         strings.ToLower(rec.Kind.String()),
 		Columns:    columns(rec.Columns),
 		OldKey:     columns(rec.OldKey),
-		Lsn:        m.Header.Get(change.HeaderLSN),
-		Xid:        m.Header.Get(change.HeaderXID),
+		Lsn:        m.Header.Get(walheader.LSN),
+		Xid:        m.Header.Get(walheader.Xid),
 		KeyColumns: keys,
 	}
 	return json.Marshal(c)

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/redms/redms/services/capture/internal/change"
+	"github.com/redms/redms/pkg/walheader"
 )
 
 // captureBin is the redms-capture binary built once for the tests.
@@ -300,8 +300,8 @@ func readStream(t testing.TB, js jetstream.JetStream, name string) []streamMsg {
 func keysOf(t testing.TB, h nats.Header) []string {
 	t.Helper()
 	var keys []string
-	if err := json.Unmarshal([]byte(h.Get(change.HeaderKeys)), &keys); err != nil {
-		t.Fatalf("keys header %q: %v", h.Get(change.HeaderKeys), err)
+	if err := json.Unmarshal([]byte(h.Get(walheader.Keys)), &keys); err != nil {
+		t.Fatalf("keys header %q: %v", h.Get(walheader.Keys), err)
 	}
 	return keys
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/redms/redms/pkg/testenv"
-	"github.com/redms/redms/services/capture/internal/change"
+	"github.com/redms/redms/pkg/walheader"
 )
 
 // TestLive runs capture against a real slot and stream and checks every
@@ -88,41 +88,41 @@ DELETE FROM orders WHERE id = 1;
 		if m.Subject != e.subject || !strings.HasPrefix(m.Data, e.bodyPrefix) {
 			t.Errorf("message %d: %s %q, want %s %q…", i, m.Subject, m.Data, e.subject, e.bodyPrefix)
 		}
-		if got := m.Header.Get(change.HeaderKeys); got != e.keys {
+		if got := m.Header.Get(walheader.Keys); got != e.keys {
 			t.Errorf("message %d (%s): keys %s, want %s", i, m.Subject, got, e.keys)
 		}
-		if got := m.Header.Get(change.HeaderKeySource); got != e.source {
+		if got := m.Header.Get(walheader.KeySource); got != e.source {
 			t.Errorf("message %d (%s): key source %s, want %s", i, m.Subject, got, e.source)
 		}
-		if got := m.Header.Get(change.HeaderLeaf); got != e.leaf {
+		if got := m.Header.Get(walheader.Leaf); got != e.leaf {
 			t.Errorf("message %d (%s): leaf %q, want %q", i, m.Subject, got, e.leaf)
 		}
-		lsn, err := pglogrepl.ParseLSN(m.Header.Get(change.HeaderLSN))
+		lsn, err := pglogrepl.ParseLSN(m.Header.Get(walheader.LSN))
 		if err != nil || lsn < lastLSN {
-			t.Errorf("message %d: lsn %q after %s (%v)", i, m.Header.Get(change.HeaderLSN), lastLSN, err)
+			t.Errorf("message %d: lsn %q after %s (%v)", i, m.Header.Get(walheader.LSN), lastLSN, err)
 		}
 		lastLSN = lsn
-		id := m.Header.Get(change.HeaderMsgID)
-		wantID := "shop:" + m.Header.Get(change.HeaderLSN) + ":" + m.Header.Get(change.HeaderOrdinal)
+		id := m.Header.Get(walheader.MsgID)
+		wantID := "shop:" + m.Header.Get(walheader.LSN) + ":" + m.Header.Get(walheader.Ordinal)
 		if id != wantID || ids[id] {
 			t.Errorf("message %d: msg id %q, want unique %q", i, id, wantID)
 		}
 		ids[id] = true
-		if m.Header.Get(change.HeaderXID) == "" || m.Header.Get(change.HeaderCommitLSN) == "" {
+		if m.Header.Get(walheader.Xid) == "" || m.Header.Get(walheader.CommitLSN) == "" {
 			t.Errorf("message %d: no xid or commit lsn: %v", i, m.Header)
 		}
-		if _, err := time.Parse(time.RFC3339Nano, m.Header.Get(change.HeaderCommitTime)); err != nil {
-			t.Errorf("message %d: commit time %q: %v", i, m.Header.Get(change.HeaderCommitTime), err)
+		if _, err := time.Parse(time.RFC3339Nano, m.Header.Get(walheader.CommitTime)); err != nil {
+			t.Errorf("message %d: commit time %q: %v", i, m.Header.Get(walheader.CommitTime), err)
 		}
 	}
 	// The TRUNCATE's two messages share an LSN, with ordinals 0 and 1.
-	if a, b := msgs[11].Header, msgs[12].Header; a.Get(change.HeaderLSN) != b.Get(change.HeaderLSN) ||
-		a.Get(change.HeaderOrdinal) != "0" || b.Get(change.HeaderOrdinal) != "1" {
+	if a, b := msgs[11].Header, msgs[12].Header; a.Get(walheader.LSN) != b.Get(walheader.LSN) ||
+		a.Get(walheader.Ordinal) != "0" || b.Get(walheader.Ordinal) != "1" {
 		t.Errorf("truncate headers %v / %v", a, b)
 	}
 	// Confirmed position: the slot reaches the last transaction (the excluded
 	// one after the TRUNCATE) and never passes the current WAL end.
-	truncCommit, _ := pglogrepl.ParseLSN(msgs[12].Header.Get(change.HeaderCommitLSN))
+	truncCommit, _ := pglogrepl.ParseLSN(msgs[12].Header.Get(walheader.CommitLSN))
 	eventually(t, 10*time.Second, "slot confirmed past the truncate", func() bool { return slotConfirmed(t, db, "capture_live") > truncCommit })
 	metrics := httpGet(t, "http://"+env["REDMS_METRICS_ADDR"]+"/metrics")
 	for _, w := range []string{
@@ -159,7 +159,7 @@ DELETE FROM orders WHERE id = 1;
 		strings.Count(metrics, "redms_capture_changes_published_total{") != 1 {
 		t.Errorf("after restart capture published more than the one new change:\n%s", grepLines(metrics, "changes_published"))
 	}
-	lsn, _ := pglogrepl.ParseLSN(msgs[want].Header.Get(change.HeaderLSN))
+	lsn, _ := pglogrepl.ParseLSN(msgs[want].Header.Get(walheader.LSN))
 	if lsn < confirmed {
 		t.Errorf("new change at %s is before the confirmed %s", lsn, confirmed)
 	}

@@ -5,7 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/redms/redms/services/capture/internal/change"
+	"github.com/redms/redms/pkg/subject"
 )
 
 type metrics struct {
@@ -51,8 +51,8 @@ func (m *metrics) onPublished(msg *nats.Msg) {
 	c, ok := m.bySubject[msg.Subject]
 	if !ok {
 		label := msg.Subject
-		if _, schema, table, ok := change.SplitSubject(msg.Subject); ok {
-			label = schema + "." + table
+		if t, err := subject.Parse(msg.Subject); err == nil {
+			label = t.String()
 		}
 		c = m.published.WithLabelValues(label)
 		m.bySubject[msg.Subject] = c

@@ -5,16 +5,14 @@ package change
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go"
 
 	"github.com/redms/redms/pkg/testdecoding"
+	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/capture/internal/catalog"
 	"github.com/redms/redms/services/capture/internal/publish"
 	"github.com/redms/redms/services/capture/internal/selection"
@@ -148,7 +146,7 @@ func (b *Builder) commit(ctx context.Context, rec *testdecoding.Record, lsn pglo
 	commitLSN := lsn.String()
 	var commitTime string
 	if !rec.CommitTime.IsZero() {
-		commitTime = rec.CommitTime.UTC().Format(time.RFC3339Nano)
+		commitTime = rec.CommitTime.UTC().Format(walheader.TimeLayout)
 	}
 	for _, m := range b.buf {
 		setCommit(m.Header, commitLSN, commitTime)
@@ -184,13 +182,10 @@ func (b *Builder) table(ctx context.Context, t testdecoding.Table, kind testdeco
 	if r, ok := b.Suffix.Root(root.Table); ok {
 		root.Table = r
 	}
-	keys, err := json.Marshal(nonNil(info.Keys))
-	if err != nil {
-		return nil, fmt.Errorf("encode keys of %s: %w", name, err)
-	}
+	keys := walheader.EncodeKeys(info.Keys)
 	tbl = &Table{
 		Subject:  subjectOf(b.DB, root.Schema, root.Table),
-		Keys:     string(keys),
+		Keys:     keys,
 		Source:   info.KeySource,
 		Label:    root.String(),
 		Selected: b.Filter.Selected(root.Schema, root.Table),
@@ -224,13 +219,6 @@ func columnNames(cols []testdecoding.Column) []string {
 		out[i] = c.Name
 	}
 	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // Flush emits the messages of a transaction whose COMMIT never came (input
