@@ -6,7 +6,7 @@
 // the key <consumer name> holding the owner's id: taken with Create (fails
 // when someone holds it), renewed with Update at the last revision (fails
 // when someone else took it after it expired), released with Delete at the
-// last revision. Which replica should own a table is decided by rendezvous
+// last revision. Keys are subject.KVKey of the table. Which replica should own a table is decided by rendezvous
 // hashing over the live replicas, so every replica computes the same answer
 // and a replica's death only moves its own tables.
 package lease
@@ -37,10 +37,6 @@ var validID = regexp.MustCompile(`^[-/_=.a-zA-Z0-9]+$`)
 
 // ValidID reports whether id can name a replica in the bucket's keys.
 func ValidID(id string) bool { return validID.MatchString(id) }
-
-// Key is the KV key of a consumer name: KV keys may not hold '~', which
-// escaped consumer names use, so it becomes '=' (which they never contain).
-func Key(consumer string) string { return strings.ReplaceAll(consumer, "~", "=") }
 
 // Top returns the replica that rendezvous hashing ranks highest for key, or
 // "" when there are none. Every replica computes the same answer from the

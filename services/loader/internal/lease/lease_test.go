@@ -41,12 +41,6 @@ func TestTopIsStableAndSpreads(t *testing.T) {
 	}
 }
 
-func TestKey(t *testing.T) {
-	if got, want := Key("redms-shop-public-order~20items"), "redms-shop-public-order=20items"; got != want {
-		t.Fatalf("Key = %q, want %q", got, want)
-	}
-}
-
 func TestLeaseLifecycle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

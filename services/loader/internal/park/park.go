@@ -1,0 +1,137 @@
+// Package park keeps the parked tables in the KV bucket REDMS_LOADER_PARKED.
+//
+// A table is parked when a window of it cannot be applied (a record that
+// does not parse, a warehouse error that retries did not cure). Its messages
+// stay in the stream un-acked, its owner stops reading it, and the key
+// subject.KVKey(table) (the consumer name with ~ written =) holds why. Deleting the key (redms-loader resume, or nats kv
+// del) resumes the table: its owner watches the key.
+package park
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the KV bucket of parked tables.
+const Bucket = "REDMS_LOADER_PARKED"
+
+// Record is what the bucket holds for a parked table.
+type Record struct {
+	Table    string    `json:"table"` // schema.table unquoted
+	Subject  string    `json:"subject"`
+	FirstLSN string    `json:"first_lsn"`
+	LastLSN  string    `json:"last_lsn"`
+	FirstSeq uint64    `json:"first_seq"`
+	LastSeq  uint64    `json:"last_seq"`
+	Reason   string    `json:"reason"`
+	Replica  string    `json:"replica"`
+	ParkedAt time.Time `json:"parked_at"`
+}
+
+// Store reads and writes the parked bucket.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// Open creates the bucket if it is missing.
+func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "redms-loader parked tables; delete a key to resume its table",
+		History:     5,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Park records that the table of key is parked.
+func (s *Store) Park(ctx context.Context, key string, r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode parked record of %s: %w", r.Table, err)
+	}
+	if _, err := s.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("park %s: %w", r.Table, err)
+	}
+	return nil
+}
+
+// Get returns the parked record of key, ok false when it is not parked.
+func (s *Store) Get(ctx context.Context, key string) (r Record, ok bool, err error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("read parked %s: %w", key, err)
+	}
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		// Someone wrote the key by hand: it is still parked.
+		return Record{Reason: string(e.Value())}, true, nil
+	}
+	return r, true, nil
+}
+
+// Resume deletes the parked key of key; ok false when it was not parked.
+func (s *Store) Resume(ctx context.Context, key string) (ok bool, err error) {
+	if _, ok, err := s.Get(ctx, key); err != nil || !ok {
+		return false, err
+	}
+	if err := s.kv.Delete(ctx, key); err != nil {
+		return false, fmt.Errorf("resume %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// Count is the number of parked tables.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	keys, err := s.kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("list parked tables: %w", err)
+	}
+	return len(keys), nil
+}
+
+// WaitResumed blocks until the parked key of key is gone, then returns
+// nil; it returns ctx's error when ctx ends first.
+func (s *Store) WaitResumed(ctx context.Context, key string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.kv.Watch(ctx, key)
+	if err != nil {
+		return fmt.Errorf("watch parked %s: %w", key, err)
+	}
+	defer func() { _ = w.Stop() }()
+	parked := false
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("watch parked %s: watcher closed", key)
+			}
+			if e == nil { // the current value has been delivered
+				if !parked {
+					return nil
+				}
+				continue
+			}
+			parked = e.Operation() == jetstream.KeyValuePut
+			if !parked {
+				return nil
+			}
+		}
+	}
+}
