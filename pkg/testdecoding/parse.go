@@ -180,7 +180,7 @@ func parseTimestamptz(s string) (time.Time, error) {
 	nsec := 0
 	if sep('.') {
 		start := i
-		frac, ok := num(1, 9)
+		frac, ok := num(1, 6) // Postgres prints at most microseconds
 		if !ok {
 			return time.Time{}, timeError("bad fraction")
 		}
