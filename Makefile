@@ -64,6 +64,7 @@ tools:
 	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 
 proto:
+	@mkdir -p pkg/redmsv1
 	PATH=$(TOOLS):$$PATH protoc -I proto --go_out=pkg/redmsv1 --go_opt=paths=source_relative proto/redms/v1/*.proto
 	@# protoc writes under the proto package path; flatten into pkg/redmsv1
 	@if [ -d pkg/redmsv1/redms/v1 ]; then mv pkg/redmsv1/redms/v1/*.go pkg/redmsv1/ && rm -rf pkg/redmsv1/redms; fi
