@@ -1,0 +1,325 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/redms/redms/pkg/typemap"
+	"github.com/redms/redms/pkg/verify"
+	"github.com/redms/redms/pkg/workload"
+)
+
+// run is one end-to-end scenario.
+type run struct {
+	dialect string
+	// duration of the workload (REDMS_E2E_DURATION overrides).
+	duration time.Duration
+	// chaos SIGKILLs a random loader every few seconds and restarts it, and
+	// once kills the loaders while a window's warehouse transaction is open
+	// after its objects were staged.
+	chaos bool
+	// replay crashes a loader after a warehouse commit and before its ack,
+	// and restarts capture on a spare slot created before the workload, so
+	// that the whole history is published a second time.
+	replay bool
+}
+
+const (
+	slot      = "redms"
+	spareSlot = "redms_spare"
+	// crashAfterCommit is the loader hook: exit with code 137 right after
+	// the n-th warehouse commit, before acking that window.
+	crashAfterCommit = "REDMS_TEST_CRASH_AFTER_COMMIT"
+)
+
+func TestEndToEnd(t *testing.T) {
+	runE2E(t, run{dialect: "postgres", duration: 60 * time.Second, chaos: true})
+}
+
+func TestEndToEndRedshift(t *testing.T) {
+	runE2E(t, run{dialect: "redshift", duration: 60 * time.Second, chaos: true})
+}
+
+func TestEndToEndReplay(t *testing.T) {
+	runE2E(t, run{dialect: "postgres", duration: 45 * time.Second, replay: true})
+}
+
+func seedAndDuration(t *testing.T, d time.Duration) (int64, time.Duration) {
+	seed := time.Now().UnixNano() % 1_000_000
+	if v := os.Getenv("REDMS_E2E_SEED"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("REDMS_E2E_SEED=%q: %v", v, err)
+		}
+		seed = n
+	}
+	if v := os.Getenv("REDMS_E2E_DURATION"); v != "" {
+		n, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("REDMS_E2E_DURATION=%q: %v", v, err)
+		}
+		d = n
+	}
+	return seed, d
+}
+
+func runE2E(t *testing.T, r run) {
+	ctx := context.Background()
+	seed, duration := seedAndDuration(t, r.duration)
+	t.Logf("workload seed %d (rerun with REDMS_E2E_SEED=%d), duration %v, dialect %s", seed, seed, duration, r.dialect)
+	s := newStack(t, r.dialect)
+
+	var captureEnv []string
+	if r.replay {
+		// The spare slot sees everything from here on; a dedup window of 1s
+		// lets the second publication through JetStream's Nats-Msg-Id check.
+		if _, err := s.source.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'test_decoding')", spareSlot); err != nil {
+			t.Fatalf("create spare slot: %v", err)
+		}
+		captureEnv = append(captureEnv, "REDMS_DEDUP_WINDOW=1s")
+	}
+	s.startCapture(t, slot, captureEnv...)
+	s.startLoaders(t, 2)
+	if r.replay {
+		// Replace loader-0 by an incarnation that crashes after its 3rd commit.
+		s.loaders[0].kill(t)
+		s.startLoader(t, s.loaders[0], crashAfterCommit+"=3")
+		s.loaders[0].waitReady(t, 60*time.Second)
+	}
+
+	gen := workload.New(seed, workload.Config{
+		Rate:            8,
+		StatementsPerTx: 4,
+		InitialRows:     10,
+		Logger:          testLogger(t),
+	})
+	if err := gen.Setup(ctx, s.source); err != nil {
+		t.Fatalf("workload setup: %v", err)
+	}
+	s.createMarker(t)
+
+	type result struct {
+		stats workload.Stats
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := gen.Run(ctx, s.source, duration)
+		done <- result{st, err}
+	}()
+
+	rnd := rand.New(rand.NewPCG(uint64(seed), 7))
+	ev := events{}
+	var res result
+	start := time.Now()
+	nextKill := start.Add(jitter(rnd, 3*time.Second, 6*time.Second))
+	midApplyAt := start.Add(duration * 3 / 10)
+	replayAt := start.Add(duration / 2)
+	crashWatched := false
+	slotInUse := slot
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case res = <-done:
+			break loop
+		case <-tick.C:
+		}
+		now := time.Now()
+		if r.chaos && !ev.midApply && now.After(midApplyAt) {
+			desc, err := s.killMidApply(ctx, t)
+			if err != nil {
+				t.Logf("kill between staging and commit: not this time (%v); retrying in 2s", err)
+				midApplyAt = now.Add(2 * time.Second)
+			} else {
+				ev.midApply = true
+				t.Logf("REQUIRED EVENT: %s", desc)
+				time.Sleep(time.Second)
+				s.restartDead(t)
+			}
+			continue
+		}
+		if r.chaos && now.After(nextKill) {
+			p := s.loaders[rnd.IntN(len(s.loaders))]
+			p.kill(t)
+			ev.kills++
+			t.Logf("SIGKILL %s (kill %d); restarting", p.name, ev.kills)
+			time.Sleep(jitter(rnd, 300*time.Millisecond, 1500*time.Millisecond))
+			s.startLoader(t, p)
+			nextKill = time.Now().Add(jitter(rnd, 3*time.Second, 6*time.Second))
+		}
+		if r.replay && !crashWatched && !s.loaders[0].running() {
+			crashWatched = true
+			code, _ := s.loaders[0].waitExit(ctx)
+			t.Logf("loader-0 exited with code %d (hook %s=3)", code, crashAfterCommit)
+			if code == 137 {
+				ev.crashAfterCommit = true
+				s.loaders[0].forgiveExit()
+			}
+			s.startLoader(t, s.loaders[0])
+		}
+		if r.replay && !ev.respawnedCapture && now.After(replayAt) {
+			s.capture.kill(t)
+			time.Sleep(1500 * time.Millisecond) // past the 1s dedup window
+			slotInUse = spareSlot
+			s.startCapture(t, spareSlot, captureEnv...)
+			ev.respawnedCapture = true
+			t.Logf("REQUIRED EVENT: capture SIGKILLed and restarted on slot %s, created before the workload: the whole history is published again", spareSlot)
+		}
+	}
+	if res.err != nil {
+		t.Fatalf("workload: %v", res.err)
+	}
+	t.Logf("workload done in %.1fs: %d transactions, events %s", time.Since(start).Seconds(), res.stats.Transactions, eventNames(res.stats))
+	for name, ts := range res.stats.Tables {
+		t.Logf("  %-28s %+v", name, ts)
+	}
+	if r.replay && !crashWatched {
+		// The crash may come after the workload if windows were few.
+		waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		code, err := s.loaders[0].waitExit(waitCtx)
+		cancel()
+		if err == nil {
+			t.Logf("loader-0 exited with code %d (hook %s=3)", code, crashAfterCommit)
+			if code == 137 {
+				ev.crashAfterCommit = true
+				s.loaders[0].forgiveExit()
+			}
+			s.startLoader(t, s.loaders[0])
+		}
+	}
+
+	s.restartDead(t)
+	markerLSN := s.writeMarker(t, 1)
+	s.waitCaughtUp(t, slotInUse, markerLSN, 90*time.Second)
+
+	rep, err := verify.Compare(ctx, s.source, s.warehouse, verify.Options{Dialect: typemap.Dialect(r.dialect), MaxDiffs: 3})
+	if err != nil {
+		t.Fatalf("compare source and warehouse: %v", err)
+	}
+	t.Logf("rows compared per table:\n%s", rep.Summary())
+	for _, d := range rep.Diffs {
+		t.Errorf("DIFFERENCE: %s", d)
+	}
+
+	if r.chaos {
+		t.Logf("loader kills: %d random SIGKILLs, between staging and commit: %v", ev.kills, ev.midApply)
+		if !ev.midApply {
+			t.Errorf("required event did not happen: no loader was killed between staging and commit " +
+				"(no warehouse apply transaction ever waited on the test's lock on public.customers with objects staged in S3)")
+		}
+	}
+	if r.replay {
+		if !ev.crashAfterCommit {
+			t.Errorf("required event did not happen: loader-0 started with %s=3 never exited with code 137 after a commit; "+
+				"the loader must implement that test hook (exit right after the n-th warehouse commit, before acking)", crashAfterCommit)
+		}
+		if !ev.respawnedCapture {
+			t.Errorf("required event did not happen: capture was not restarted on the spare slot")
+		}
+	}
+	for _, p := range s.procs() {
+		for _, e := range p.unexpected() {
+			t.Errorf("service crash: %s\n%s", e, p.tail(20))
+		}
+	}
+}
+
+// events are the faults that happened.
+type events struct {
+	kills            int
+	midApply         bool
+	crashAfterCommit bool
+	respawnedCapture bool
+}
+
+func jitter(r *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(r.Int64N(int64(hi-lo)))
+}
+
+func eventNames(st workload.Stats) string {
+	var names []string
+	for _, e := range st.Events {
+		names = append(names, fmt.Sprintf("%s@tx%d", e.Name, e.Tx))
+	}
+	return strings.Join(names, ", ")
+}
+
+// lockedTable is the warehouse table the test locks to catch a window
+// between staging and commit; the workload writes to it in most seconds.
+const lockedTable = `"public"."customers"`
+
+// killMidApply locks the warehouse's customers table, waits until a loader
+// transaction blocks on that lock while objects are staged in S3 (so that
+// window has been staged and not committed), SIGKILLs every loader, then
+// releases the lock. The orphaned transaction rolls back.
+func (s *stack) killMidApply(ctx context.Context, t *testing.T) (string, error) {
+	var exists bool
+	if err := s.warehouse.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", lockedTable).Scan(&exists); err != nil {
+		return "", fmt.Errorf("look for %s in the warehouse: %w", lockedTable, err)
+	}
+	if !exists {
+		return "", fmt.Errorf("%s does not exist in the warehouse yet", lockedTable)
+	}
+	conn, err := pgx.Connect(ctx, s.pg.URL(warehouseDB))
+	if err != nil {
+		return "", fmt.Errorf("connect to the warehouse: %w", err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+lockedTable+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		return "", fmt.Errorf("lock %s: %w", lockedTable, err)
+	}
+	var me int
+	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&me); err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		var pid int
+		var query string
+		err := s.warehouse.QueryRow(ctx,
+			"SELECT pid, left(query, 160) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)) AND xact_start IS NOT NULL LIMIT 1",
+			me).Scan(&pid, &query)
+		if err == nil {
+			staged, serr := s.stagedObjects(ctx)
+			if serr != nil {
+				return "", serr
+			}
+			if staged == 0 {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			var killed []string
+			for _, p := range s.loaders {
+				if p.running() {
+					p.kill(t)
+					killed = append(killed, fmt.Sprintf("%s(pid %d)", p.name, p.pid()))
+				}
+			}
+			return fmt.Sprintf("SIGKILLed %s while warehouse backend %d waited inside its apply transaction on %s (query %q) with %d objects staged in S3",
+				strings.Join(killed, ", "), pid, lockedTable, query, staged), nil
+		}
+		if err != pgx.ErrNoRows {
+			return "", fmt.Errorf("look for a blocked loader transaction: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "", errNoWaiter
+}
