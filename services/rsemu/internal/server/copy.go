@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/redms/redms/services/rsemu/internal/rserr"
+	"github.com/redms/redms/services/rsemu/internal/s3copy"
+	"github.com/redms/redms/services/rsemu/internal/translate"
+)
+
+// runCopy emulates COPY … FROM 's3://…': it parses and checks every row in
+// Go, records bad rows in stl_load_errors (outside the client's
+// transaction, like Redshift's system table), and loads the good rows with
+// COPY FROM STDIN inside the client's transaction.
+func (s *session) runCopy(ctx context.Context, c *translate.CopyStmt) error {
+	s.lastCopyCount = 0
+	tableOID, cols, err := s.copyColumns(c)
+	if err != nil {
+		return err
+	}
+	files, err := s.srv.objects.Files(ctx, c)
+	if err != nil {
+		return err
+	}
+	var b s3copy.Batch
+	for _, f := range files {
+		s3copy.Parse(c, cols, f, &b)
+	}
+	if len(b.Errors) > 0 {
+		if err := s.srv.recordLoadErrors(ctx, s.db, int(s.pid), tableOID, b.Errors); err != nil {
+			return err
+		}
+	}
+	if b.Bad > c.MaxError {
+		return &rserr.Error{
+			Code:    rserr.InternalError,
+			Message: fmt.Sprintf("Load into table '%s' failed.  Check 'stl_load_errors' system table for details.", c.TableName),
+			Detail:  loadErrorDetail(b.Errors[0]),
+		}
+	}
+	names := make([]string, len(cols))
+	for i, col := range cols {
+		names[i] = translate.QuoteIdent(col.Name)
+	}
+	sql := fmt.Sprintf("COPY %s (%s) FROM STDIN WITH (FORMAT csv)", c.Table, strings.Join(names, ", "))
+	if err := s.copyIn(sql, &b.CSV); err != nil {
+		return err
+	}
+	s.lastCopyCount = int64(b.Rows)
+	if b.Bad > 0 {
+		s.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", Code: "01000",
+			Message: fmt.Sprintf("Load into table '%s' completed, %d record(s) could not be loaded.  Check 'stl_load_errors' system table for details.", c.TableName, b.Bad)})
+	}
+	s.be.Send(&pgproto3.NoticeResponse{Severity: "INFO", Code: "00000",
+		Message: fmt.Sprintf("Load into table '%s' completed, %d record(s) loaded successfully.", c.TableName, b.Rows)})
+	s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("COPY")})
+	return nil
+}
+
+func loadErrorDetail(e s3copy.LoadError) string {
+	return fmt.Sprintf("\n  -----------------------------------------------\n  error:  %s\n  code:      %d\n  context:   %s\n  query:     0\n  location:  %s\n  process:   rsemu\n  -----------------------------------------------",
+		e.Reason, e.Code, e.RawValue, e.File)
+}
+
+// copyColumns reads the target table's columns (those c names, in c's
+// order, or all).
+func (s *session) copyColumns(c *translate.CopyStmt) (uint32, []s3copy.Column, error) {
+	rows, err := s.exec(fmt.Sprintf(`SELECT a.attrelid::bigint, a.attname, t.typname, n.nspname, coalesce(bt.typname, t.typname),
+	CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, a.attnotnull
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace
+LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, translate.QuoteLiteral(c.Table)))
+	if err != nil {
+		return 0, nil, err
+	}
+	var oid uint32
+	byName := map[string]s3copy.Column{}
+	var all []s3copy.Column
+	for _, r := range rows {
+		o, _ := strconv.ParseUint(r[0], 10, 32)
+		oid = uint32(o)
+		typmod, _ := strconv.Atoi(r[5])
+		col := s3copy.Column{Name: r[1], Type: columnType(r[2], r[3], r[4], typmod), NotNull: r[6] == "t"}
+		byName[col.Name] = col
+		all = append(all, col)
+	}
+	if c.Columns == nil {
+		return oid, all, nil
+	}
+	var cols []s3copy.Column
+	for _, n := range c.Columns {
+		col, ok := byName[n]
+		if !ok {
+			return 0, nil, rserr.New("42703", "column %q of relation %q does not exist", n, c.TableName)
+		}
+		cols = append(cols, col)
+	}
+	return oid, cols, nil
+}
+
+// columnType maps a stored column type to the Redshift type whose rules
+// COPY applies.
+func columnType(typname, nsp, base string, typmod int) translate.Type {
+	if nsp == translate.Schema {
+		if t, ok := translate.DomainType(typname); ok {
+			return t
+		}
+	}
+	switch base {
+	case "int2":
+		return translate.Type{Class: translate.SmallInt}
+	case "int4":
+		return translate.Type{Class: translate.Integer}
+	case "int8":
+		return translate.Type{Class: translate.BigInt}
+	case "numeric":
+		if typmod < 4 {
+			return translate.Type{Class: translate.Numeric, Precision: 1000, Scale: 500}
+		}
+		return translate.Type{Class: translate.Numeric, Precision: ((typmod - 4) >> 16) & 0xffff, Scale: (typmod - 4) & 0xffff}
+	case "float4":
+		return translate.Type{Class: translate.Real}
+	case "float8":
+		return translate.Type{Class: translate.Double}
+	case "bool":
+		return translate.Type{Class: translate.Boolean}
+	case "bpchar":
+		return translate.Type{Class: translate.Char, Length: max(typmod-4, 1)}
+	case "varchar", "text":
+		return translate.Type{Class: translate.Varchar, Length: max(typmod-4, 0)}
+	case "date":
+		return translate.Type{Class: translate.Date}
+	case "timestamp":
+		return translate.Type{Class: translate.Timestamp}
+	case "timestamptz":
+		return translate.Type{Class: translate.TimestampTZ}
+	}
+	return translate.Type{}
+}
+
+// recordLoadErrors appends rows to stl_load_errors with the emulator's own
+// connection, so they survive the client's rollback.
+func (srv *Server) recordLoadErrors(ctx context.Context, db string, session int, tbl uint32, errs []s3copy.LoadError) error {
+	p, err := srv.pool(ctx, db)
+	if err != nil {
+		return err
+	}
+	var query int64
+	if err := p.QueryRow(ctx, "SELECT nextval('rsemu.query_id')").Scan(&query); err != nil {
+		return fmt.Errorf("allocate query id: %w", err)
+	}
+	now := time.Now().UTC()
+	rows := make([][]any, len(errs))
+	for i, e := range errs {
+		rows[i] = []any{int32(100), int32(0), int32(tbl), now, int32(session), int32(query), e.File, int64(e.Line),
+			e.Column, e.Type, e.ColLength, int32(e.Position), e.RawLine, e.RawValue, int32(e.Code), e.Reason}
+	}
+	_, err = p.CopyFrom(ctx, pgx.Identifier{"rsemu", "stl_load_errors"},
+		[]string{"userid", "slice", "tbl", "starttime", "session", "query", "filename", "line_number", "colname", "type",
+			"col_length", "position", "raw_line", "raw_field_value", "err_code", "err_reason"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("record load errors: %w", err)
+	}
+	return nil
+}

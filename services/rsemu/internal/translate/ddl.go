@@ -1,0 +1,595 @@
+package translate
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redms/redms/services/rsemu/internal/rserr"
+	"github.com/redms/redms/services/rsemu/internal/sqltok"
+)
+
+// TypeClass is the family of a Redshift column type.
+type TypeClass int
+
+// Type classes.
+const (
+	SmallInt TypeClass = iota + 1
+	Integer
+	BigInt
+	Numeric
+	Real
+	Double
+	Boolean
+	Char
+	Varchar
+	Date
+	Timestamp
+	TimestampTZ
+	Time
+	TimeTZ
+)
+
+// Type is a Redshift column type.
+type Type struct {
+	Class     TypeClass
+	Length    int // Char, Varchar: bytes
+	Precision int // Numeric
+	Scale     int // Numeric
+}
+
+// Postgres is the Postgres type (or rsemu domain) that stores t, and the
+// domain to create first, if any.
+func (t Type) Postgres() (string, *Domain) {
+	switch t.Class {
+	case SmallInt:
+		return "smallint", nil
+	case Integer:
+		return "integer", nil
+	case BigInt:
+		return "bigint", nil
+	case Numeric:
+		return fmt.Sprintf("numeric(%d,%d)", t.Precision, t.Scale), nil
+	case Real:
+		return "real", nil
+	case Double:
+		return "double precision", nil
+	case Boolean:
+		return "boolean", nil
+	case Char:
+		d := domain(fmt.Sprintf("char_%d", t.Length), fmt.Sprintf("char(%d) CHECK (octet_length(VALUE::text) = char_length(VALUE::text))", t.Length))
+		return d.Name, &d
+	case Varchar:
+		d := domain(fmt.Sprintf("varchar_%d", t.Length), fmt.Sprintf("varchar(%d) CHECK (octet_length(VALUE) <= %d)", t.Length, t.Length))
+		return d.Name, &d
+	case Date:
+		d := domain("date", "date CHECK (VALUE BETWEEN '4713-01-01 BC' AND '294276-12-31')")
+		return d.Name, &d
+	case Timestamp:
+		d := domain("timestamp", "timestamp CHECK (isfinite(VALUE))")
+		return d.Name, &d
+	case TimestampTZ:
+		d := domain("timestamptz", "timestamptz CHECK (isfinite(VALUE))")
+		return d.Name, &d
+	case Time:
+		return "time", nil
+	case TimeTZ:
+		return "timetz", nil
+	}
+	return "", nil
+}
+
+func domain(name, def string) Domain {
+	q := Schema + "." + name
+	return Domain{Name: q, Create: "CREATE DOMAIN " + q + " AS " + def}
+}
+
+// String is the type as Redshift names it.
+func (t Type) String() string {
+	switch t.Class {
+	case SmallInt:
+		return "smallint"
+	case Integer:
+		return "integer"
+	case BigInt:
+		return "bigint"
+	case Numeric:
+		return fmt.Sprintf("numeric(%d,%d)", t.Precision, t.Scale)
+	case Real:
+		return "real"
+	case Double:
+		return "double precision"
+	case Boolean:
+		return "boolean"
+	case Char:
+		return fmt.Sprintf("character(%d)", t.Length)
+	case Varchar:
+		return fmt.Sprintf("character varying(%d)", t.Length)
+	case Date:
+		return "date"
+	case Timestamp:
+		return "timestamp without time zone"
+	case TimestampTZ:
+		return "timestamp with time zone"
+	case Time:
+		return "time without time zone"
+	case TimeTZ:
+		return "time with time zone"
+	}
+	return "unknown"
+}
+
+// DomainType maps a stored rsemu domain name (without schema) back to its
+// Redshift type; ok is false for other names.
+func DomainType(name string) (Type, bool) {
+	switch name {
+	case "date":
+		return Type{Class: Date}, true
+	case "timestamp":
+		return Type{Class: Timestamp}, true
+	case "timestamptz":
+		return Type{Class: TimestampTZ}, true
+	}
+	for prefix, class := range map[string]TypeClass{"varchar_": Varchar, "char_": Char} {
+		if n, ok := strings.CutPrefix(name, prefix); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				return Type{Class: class, Length: l}, true
+			}
+		}
+	}
+	return Type{}, false
+}
+
+// typeStop are the words that end a column's type.
+var typeStop = map[string]bool{
+	"not": true, "null": true, "default": true, "primary": true, "unique": true, "references": true,
+	"check": true, "constraint": true, "encode": true, "distkey": true, "sortkey": true, "identity": true,
+	"generated": true, "collate": true,
+}
+
+// parseType parses the column type starting at significant token i of s,
+// for column col. It returns the type and the index after it.
+func parseType(s stmt, i int, col string) (Type, int, error) {
+	start := i
+	var words []string
+	for i < len(s.sig) {
+		t := s.tok(i)
+		if t.Kind == sqltok.QuotedIdent || (t.Kind == sqltok.Ident && !typeStop[strings.ToLower(t.Text)]) || (s.punct(i, ".") && len(words) > 0) {
+			words = append(words, strings.ToLower(t.Text))
+			i++
+			continue
+		}
+		if s.punct(i, "(") {
+			end := s.closing(i)
+			if end < 0 {
+				return Type{}, 0, rserr.Syntax(t.Text)
+			}
+			i = end + 1
+			continue
+		}
+		if s.punct(i, "[") {
+			end := s.closing(i)
+			if end < 0 {
+				return Type{}, 0, rserr.Syntax(t.Text)
+			}
+			words = append(words, "[]")
+			i = end + 1
+			continue
+		}
+		break
+	}
+	written := s.text(start, i)
+	if len(words) == 0 {
+		return Type{}, 0, rserr.Syntax(s.tok(i).Text)
+	}
+	unsupported := rserr.New(rserr.FeatureNotSupported, "Column %q has unsupported type %q", col, strings.ToLower(written))
+	// type arguments: the first parenthesised group, if any
+	var args []string
+	for j := start; j < i; j++ {
+		if s.punct(j, "(") {
+			end := s.closing(j)
+			for _, r := range s.splitCommas(j+1, end) {
+				args = append(args, strings.ToLower(s.text(r[0], r[1])))
+			}
+			break
+		}
+	}
+	name := strings.Join(words, " ")
+	intArg := func(k int) (int, error) {
+		n, err := strconv.Atoi(args[k])
+		if err != nil {
+			return 0, rserr.Syntax(args[k])
+		}
+		return n, nil
+	}
+	noArgs := func(t Type) (Type, int, error) {
+		if len(args) > 0 {
+			return Type{}, 0, unsupported
+		}
+		return t, i, nil
+	}
+	switch name {
+	case "smallint", "int2":
+		return noArgs(Type{Class: SmallInt})
+	case "integer", "int", "int4":
+		return noArgs(Type{Class: Integer})
+	case "bigint", "int8":
+		return noArgs(Type{Class: BigInt})
+	case "real", "float4":
+		return noArgs(Type{Class: Real})
+	case "double precision", "float8", "float":
+		return noArgs(Type{Class: Double})
+	case "boolean", "bool":
+		return noArgs(Type{Class: Boolean})
+	case "date":
+		return noArgs(Type{Class: Date})
+	case "timestamp", "timestamp without time zone":
+		return noArgs(Type{Class: Timestamp})
+	case "timestamptz", "timestamp with time zone":
+		return noArgs(Type{Class: TimestampTZ})
+	case "time", "time without time zone":
+		return noArgs(Type{Class: Time})
+	case "timetz", "time with time zone":
+		return noArgs(Type{Class: TimeTZ})
+	case "numeric", "decimal":
+		t := Type{Class: Numeric, Precision: 18, Scale: 0}
+		if len(args) > 2 {
+			return Type{}, 0, unsupported
+		}
+		var err error
+		if len(args) >= 1 {
+			if t.Precision, err = intArg(0); err != nil {
+				return Type{}, 0, err
+			}
+		}
+		if len(args) == 2 {
+			if t.Scale, err = intArg(1); err != nil {
+				return Type{}, 0, err
+			}
+		}
+		if t.Precision < 1 || t.Precision > MaxPrecision {
+			return Type{}, 0, rserr.New(rserr.InvalidParameter, "NUMERIC precision %d must be between 1 and %d", t.Precision, MaxPrecision)
+		}
+		if t.Scale < 0 || t.Scale > MaxScale || t.Scale > t.Precision {
+			return Type{}, 0, rserr.New(rserr.InvalidParameter, "NUMERIC scale %d must be between 0 and precision %d", t.Scale, t.Precision)
+		}
+		return t, i, nil
+	case "char", "character", "nchar", "bpchar", "varchar", "character varying", "char varying", "nvarchar", "text":
+		class, n := Varchar, 256
+		if name == "char" || name == "character" || name == "nchar" || name == "bpchar" {
+			class, n = Char, 1
+		}
+		if name == "text" && len(args) > 0 {
+			return Type{}, 0, unsupported
+		}
+		if len(args) > 1 {
+			return Type{}, 0, unsupported
+		}
+		if len(args) == 1 {
+			if args[0] == "max" {
+				n = MaxVarchar
+				if class == Char {
+					n = MaxChar
+				}
+			} else {
+				var err error
+				if n, err = intArg(0); err != nil {
+					return Type{}, 0, err
+				}
+			}
+		}
+		if class == Char && (n < 1 || n > MaxChar) {
+			return Type{}, 0, rserr.New(rserr.InvalidParameter, "length for type char cannot exceed %d", MaxChar)
+		}
+		if class == Varchar && (n < 1 || n > MaxVarchar) {
+			return Type{}, 0, rserr.New(rserr.InvalidParameter, "length for type varchar cannot exceed %d", MaxVarchar)
+		}
+		return Type{Class: class, Length: n}, i, nil
+	}
+	return Type{}, 0, unsupported
+}
+
+// translateCreate handles CREATE TABLE and rejects CREATE forms Redshift
+// lacks.
+func translateCreate(s stmt) (Stmt, error) {
+	i := 1
+	if s.is(i, "or") && s.is(i+1, "replace") {
+		return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}, nil // views, functions
+	}
+	temp := false
+	if s.is(i, "local") || s.is(i, "global") {
+		i++
+	}
+	if s.is(i, "temp") || s.is(i, "temporary") {
+		temp = true
+		i++
+	}
+	switch {
+	case s.is(i, "unlogged"), s.is(i, "index"), s.is(i, "sequence"), s.is(i, "type"), s.is(i, "domain"), s.is(i, "extension"):
+		return Stmt{}, rserr.Syntax(s.tok(i).Text)
+	case s.is(i, "unique") && s.is(i+1, "index"):
+		return Stmt{}, rserr.Syntax(s.tok(i).Text)
+	case !s.is(i, "table"):
+		return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}, nil
+	}
+	head := i + 1
+	if s.is(head, "if") && s.is(head+1, "not") && s.is(head+2, "exists") {
+		head += 3
+	}
+	nameEnd := head
+	for nameEnd < len(s.sig) && (s.tok(nameEnd).Kind == sqltok.Ident || s.tok(nameEnd).Kind == sqltok.QuotedIdent || s.punct(nameEnd, ".")) && !s.is(nameEnd, "as") {
+		if s.punct(nameEnd, ".") && temp {
+			return Stmt{}, rserr.New(rserr.InvalidTableDef, "temporary tables cannot specify a schema name")
+		}
+		nameEnd++
+	}
+	if nameEnd == head {
+		return Stmt{}, rserr.Syntax(s.tok(head).Text)
+	}
+	var b strings.Builder
+	b.WriteString(s.text(0, nameEnd))
+	var domains []Domain
+	j := nameEnd
+	if s.punct(j, "(") {
+		end := s.closing(j)
+		if end < 0 {
+			return Stmt{}, rserr.Syntax(s.tok(j).Text)
+		}
+		var elems []string
+		for _, r := range s.splitCommas(j+1, end) {
+			e, ds, err := tableElement(s, r[0], r[1])
+			if err != nil {
+				return Stmt{}, err
+			}
+			if e != "" {
+				elems = append(elems, e)
+			}
+			domains = appendDomains(domains, ds...)
+		}
+		b.WriteString(" (" + strings.Join(elems, ", ") + ")")
+		j = end + 1
+	}
+	j, err := skipTableAttributes(s, j)
+	if err != nil {
+		return Stmt{}, err
+	}
+	if j < len(s.sig) {
+		if !s.is(j, "as") {
+			return Stmt{}, rserr.Syntax(s.tok(j).Text)
+		}
+		b.WriteString(" " + s.text(j, len(s.sig)))
+	}
+	return Stmt{Kind: Passthrough, SQL: b.String(), Domains: domains}, nil
+}
+
+// skipTableAttributes skips Redshift's table attributes (no Postgres
+// equivalent; they only steer storage) and returns the index after them.
+func skipTableAttributes(s stmt, j int) (int, error) {
+	for j < len(s.sig) {
+		switch {
+		case s.is(j, "diststyle"):
+			if !(s.is(j+1, "auto") || s.is(j+1, "even") || s.is(j+1, "key") || s.is(j+1, "all")) {
+				return 0, rserr.Syntax(s.tok(j + 1).Text)
+			}
+			j += 2
+		case s.is(j, "distkey"), s.is(j, "sortkey"):
+			if s.is(j, "sortkey") && s.is(j+1, "auto") {
+				j += 2
+				continue
+			}
+			if !s.punct(j+1, "(") {
+				return 0, rserr.Syntax(s.tok(j + 1).Text)
+			}
+			j = s.closing(j+1) + 1
+			if j == 0 {
+				return 0, rserr.Syntax("(")
+			}
+		case s.is(j, "compound"), s.is(j, "interleaved"):
+			if !s.is(j+1, "sortkey") {
+				return 0, rserr.Syntax(s.tok(j + 1).Text)
+			}
+			j++
+		case s.is(j, "encode") && s.is(j+1, "auto"):
+			j += 2
+		case s.is(j, "backup") && (s.is(j+1, "yes") || s.is(j+1, "no")):
+			j += 2
+		default:
+			return j, nil
+		}
+	}
+	return j, nil
+}
+
+func appendDomains(ds []Domain, more ...Domain) []Domain {
+	for _, d := range more {
+		dup := false
+		for _, e := range ds {
+			if e.Name == d.Name {
+				dup = true
+			}
+		}
+		if !dup {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// tableElement translates one element of a CREATE TABLE list: a column,
+// LIKE, or a table constraint ("" when dropped).
+func tableElement(s stmt, a, b int) (string, []Domain, error) {
+	switch {
+	case a >= b:
+		return "", nil, rserr.Syntax(s.tok(a).Text)
+	case s.is(a, "like"):
+		return s.text(a, b), nil, nil
+	case s.is(a, "primary"), s.is(a, "unique"), s.is(a, "foreign"):
+		return "", nil, nil // Redshift does not enforce these
+	case s.is(a, "constraint"):
+		if s.is(a+2, "check") {
+			return "", nil, rserr.New(rserr.FeatureNotSupported, "CHECK constraints are not supported")
+		}
+		return "", nil, nil
+	case s.is(a, "check"):
+		return "", nil, rserr.New(rserr.FeatureNotSupported, "CHECK constraints are not supported")
+	}
+	return columnDef(s, a, b)
+}
+
+// columnDef translates "name type [constraints]" in significant range [a, b).
+func columnDef(s stmt, a, b int) (string, []Domain, error) {
+	nameTok := s.tok(a)
+	if nameTok.Kind != sqltok.Ident && nameTok.Kind != sqltok.QuotedIdent {
+		return "", nil, rserr.Syntax(nameTok.Text)
+	}
+	col := nameTok.IdentValue()
+	typ, j, err := parseType(stmt{toks: s.toks, sig: s.sig[:b]}, a+1, col)
+	if err != nil {
+		return "", nil, err
+	}
+	pgType, dom := typ.Postgres()
+	parts := []string{nameTok.Text, pgType}
+	for j < b {
+		switch {
+		case s.is(j, "not") && s.is(j+1, "null"):
+			parts = append(parts, "NOT NULL")
+			j += 2
+		case s.is(j, "null"):
+			parts = append(parts, "NULL")
+			j++
+		case s.is(j, "default"):
+			k := j + 1
+			depth := 0
+			for k < b {
+				if s.punct(k, "(") {
+					depth++
+				} else if s.punct(k, ")") {
+					depth--
+				} else if depth == 0 && s.tok(k).Kind == sqltok.Ident && constraintStart(s, k) {
+					break
+				}
+				k++
+			}
+			parts = append(parts, s.text(j, k))
+			j = k
+		case s.is(j, "primary") && s.is(j+1, "key"):
+			j += 2
+		case s.is(j, "unique"), s.is(j, "distkey"), s.is(j, "sortkey"):
+			j++
+		case s.is(j, "encode"), s.is(j, "collate"):
+			j += 2
+		case s.is(j, "references"):
+			j += 2
+			for j < b && s.punct(j, ".") {
+				j += 2
+			}
+			if s.punct(j, "(") {
+				j = s.closing(j) + 1
+			}
+		case s.is(j, "identity") && s.punct(j+1, "("):
+			end := s.closing(j + 1)
+			r := s.splitCommas(j+2, end)
+			if len(r) != 2 {
+				return "", nil, rserr.Syntax(s.tok(j + 1).Text)
+			}
+			parts = append(parts, fmt.Sprintf("GENERATED BY DEFAULT AS IDENTITY (START WITH %s INCREMENT BY %s)", s.text(r[0][0], r[0][1]), s.text(r[1][0], r[1][1])))
+			j = end + 1
+		default:
+			return "", nil, rserr.Syntax(s.tok(j).Text)
+		}
+	}
+	var ds []Domain
+	if dom != nil {
+		ds = append(ds, *dom)
+	}
+	return strings.Join(parts, " "), ds, nil
+}
+
+func constraintStart(s stmt, k int) bool {
+	switch strings.ToLower(s.tok(k).Text) {
+	case "not":
+		return s.is(k+1, "null")
+	case "null", "primary", "unique", "encode", "distkey", "sortkey", "references", "identity", "collate":
+		return true
+	}
+	return false
+}
+
+// translateAlter handles ALTER TABLE: one ADD or DROP COLUMN per statement,
+// ALTER COLUMN TYPE as its own kind; rejects ALTER SEQUENCE.
+func translateAlter(s stmt) (Stmt, error) {
+	if s.is(1, "sequence") || s.is(1, "index") || s.is(1, "type") || s.is(1, "domain") {
+		return Stmt{}, rserr.Syntax(s.tok(1).Text)
+	}
+	if !s.is(1, "table") {
+		return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}, nil
+	}
+	i := 2
+	if s.is(i, "if") && s.is(i+1, "exists") {
+		i += 2
+	}
+	nameStart := i
+	for i < len(s.sig) && (s.tok(i).Kind == sqltok.QuotedIdent || s.tok(i).Kind == sqltok.Ident || s.punct(i, ".")) {
+		if s.tok(i).Kind == sqltok.Ident && i > nameStart && !s.punct(i-1, ".") {
+			break
+		}
+		i++
+	}
+	table := s.text(nameStart, i)
+	action := i
+	for _, r := range s.splitCommas(action, len(s.sig)) {
+		if r[0] != action {
+			return Stmt{}, rserr.Syntax(",")
+		}
+	}
+	switch {
+	case s.is(action, "add") && !s.is(action+1, "constraint") && !s.is(action+1, "primary") && !s.is(action+1, "unique") && !s.is(action+1, "foreign"):
+		c := action + 1
+		if s.is(c, "column") {
+			c++
+		}
+		if s.is(c, "if") {
+			return Stmt{}, rserr.Syntax(s.tok(c).Text)
+		}
+		def, ds, err := columnDef(s, c, len(s.sig))
+		if err != nil {
+			return Stmt{}, err
+		}
+		return Stmt{Kind: Passthrough, SQL: s.text(0, c) + " " + def, Domains: ds}, nil
+	case s.is(action, "add"):
+		return Stmt{Kind: NoOp, Tag: "ALTER TABLE"}, nil // unenforced constraints
+	case s.is(action, "alter"):
+		c := action + 1
+		if s.is(c, "column") {
+			c++
+		}
+		col := s.tok(c).IdentValue()
+		if !s.is(c+1, "type") {
+			if s.is(c+1, "encode") {
+				return Stmt{Kind: NoOp, Tag: "ALTER TABLE"}, nil
+			}
+			return Stmt{}, rserr.Syntax(s.tok(c + 1).Text)
+		}
+		typ, end, err := parseType(s, c+2, col)
+		if err != nil {
+			if e, ok := err.(*rserr.Error); ok && e.Code == rserr.FeatureNotSupported {
+				return Stmt{}, rserr.New(rserr.FeatureNotSupported, "target data type %q is not supported", strings.ToLower(s.text(c+2, len(s.sig))))
+			}
+			return Stmt{}, err
+		}
+		if end != len(s.sig) {
+			return Stmt{}, rserr.Syntax(s.tok(end).Text)
+		}
+		if typ.Class != Varchar {
+			return Stmt{}, rserr.New(rserr.FeatureNotSupported, "target data type %q is not supported", typ.String())
+		}
+		pgType, dom := typ.Postgres()
+		return Stmt{
+			Kind:    AlterColumnType,
+			SQL:     s.text(0, c+2) + " " + pgType,
+			Domains: []Domain{*dom},
+			Alter:   &AlterColumn{Table: table, Column: col, NewType: typ},
+		}, nil
+	}
+	return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}, nil
+}
