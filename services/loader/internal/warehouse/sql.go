@@ -332,11 +332,16 @@ func EnsureWatermark(d Dialect, schema, target string, now time.Time) string {
 // ReadWatermark reads the target's last applied stream sequence; on Postgres
 // it locks the row until the transaction ends.
 func ReadWatermark(d Dialect, schema, target string) string {
-	q := "SELECT last_seq FROM " + StateName(schema).SQL() + " WHERE target = " + Literal(d, target)
+	q := PeekWatermark(d, schema, target)
 	if d == Postgres {
 		q += " FOR UPDATE"
 	}
 	return q
+}
+
+// PeekWatermark reads the target's last applied stream sequence without a lock.
+func PeekWatermark(d Dialect, schema, target string) string {
+	return "SELECT last_seq FROM " + StateName(schema).SQL() + " WHERE target = " + Literal(d, target)
 }
 
 // AdvanceWatermark records the window's last sequence and LSN.

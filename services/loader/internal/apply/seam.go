@@ -1,0 +1,73 @@
+package apply
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/typemap"
+	"github.com/redms/redms/services/loader/internal/warehouse"
+)
+
+// Msg is one JetStream message of the table: Data is the change's
+// test_decoding text, headers as in docs/CONTRACTS.md.
+type Msg struct {
+	Seq    uint64
+	Header nats.Header
+	Data   []byte
+}
+
+// Window is a run of one table's messages in stream order. The table comes
+// from the subject, never from the body.
+type Window struct {
+	Table subject.Table
+	Msgs  []Msg
+}
+
+// Result says what a window did.
+type Result struct {
+	Applied     bool           // false when nothing was applied (all at or below the watermark, or skipped)
+	Rows        map[string]int // by action: "insert" (upsert), "delete", "update", "truncate"
+	Replays     int            // replay-shaped orders, plus messages at or below the watermark
+	Skipped     map[string]int // messages not applied, by reason: "no-key"
+	Adjusted    map[string]int // value rule applications by rule (typemap.Rule*)
+	StagedBytes int64
+	LastCommit  time.Time // Redms-Commit-Time of the newest change applied
+	FirstLSN    string
+	LastLSN     string
+}
+
+// Config is what the applier needs to know.
+type Config struct {
+	Dialect        warehouse.Dialect   // postgres or redshift
+	TargetSchema   string              // "" = the source schema
+	StateSchema    string              // watermark table schema, default "public"
+	TableKeys      map[string][]string // "schema.table" -> key columns, used when the Redms-Keys header is empty or absent
+	NumericDefault typemap.Numeric     // target of an unconstrained numeric, default 19,8
+
+	S3Bucket, S3Prefix string
+	PartBytes          int64
+	KeepObjects        bool
+
+	RedshiftIAMRole                            string
+	S3AccessKeyID, S3SecretAccessKey, S3Region string
+}
+
+// ParkError is a permanent failure: the window cannot be applied as it is
+// (unparseable record, a value or DDL the warehouse rejects for good). The
+// table must park.
+type ParkError struct {
+	Table             string
+	FirstLSN, LastLSN string
+	FirstSeq, LastSeq uint64
+	Reason            string
+	Err               error
+}
+
+func (e *ParkError) Error() string {
+	return fmt.Sprintf("park %s (lsn %s..%s, seq %d..%d): %s", e.Table, e.FirstLSN, e.LastLSN, e.FirstSeq, e.LastSeq, e.Reason)
+}
+
+func (e *ParkError) Unwrap() error { return e.Err }
