@@ -89,6 +89,24 @@ func LoadBinary(root, dir string) (Binary, bool, error) {
 	if err != nil {
 		return b, false, err
 	}
+	// The struct main hands to envconfig.Process, with main's prefix.
+	if len(candidates) > 0 && candidates[0] == filepath.Join(root, dir) {
+		p, err := l.load(candidates[0])
+		if err != nil {
+			return b, false, err
+		}
+		if typ, prefix, ok := p.processCall(); ok {
+			if st, found := p.types[typ]; found {
+				vars, err := l.gather(p, st, strings.ToUpper(prefix))
+				if err != nil {
+					return b, false, fmt.Errorf("read %s %s: %w", dir, typ, err)
+				}
+				rel, _ := filepath.Rel(root, p.declFile[typ])
+				b.Struct, b.Vars = filepath.ToSlash(rel), vars
+				return b, true, nil
+			}
+		}
+	}
 	for _, pdir := range candidates {
 		p, err := l.load(pdir)
 		if err != nil {
@@ -167,6 +185,90 @@ type pkgInfo struct {
 	types    map[string]*ast.StructType
 	declFile map[string]string
 	imports  map[string]string // local name → import path, per package (names agree across files in practice)
+	files    []*ast.File
+}
+
+// processCall finds the first envconfig.Process(prefix, &v) call of the
+// package and the named type v is declared with in the same function
+// (var v T, v := T{} or v := &T{}).
+func (p *pkgInfo) processCall() (typ, prefix string, ok bool) {
+	for _, f := range p.files {
+		for _, decl := range f.Decls {
+			fn, isFn := decl.(*ast.FuncDecl)
+			if !isFn || fn.Body == nil {
+				continue
+			}
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				if ok {
+					return false
+				}
+				call, isCall := n.(*ast.CallExpr)
+				if !isCall || len(call.Args) != 2 {
+					return true
+				}
+				sel, isSel := call.Fun.(*ast.SelectorExpr)
+				if !isSel || sel.Sel.Name != "Process" {
+					return true
+				}
+				if x, isIdent := sel.X.(*ast.Ident); !isIdent || p.imports[x.Name] != "github.com/kelseyhightower/envconfig" {
+					return true
+				}
+				lit, isLit := call.Args[0].(*ast.BasicLit)
+				addr, isAddr := call.Args[1].(*ast.UnaryExpr)
+				if !isLit || !isAddr || addr.Op != token.AND {
+					return true
+				}
+				v, isIdent := addr.X.(*ast.Ident)
+				if !isIdent {
+					return true
+				}
+				if t := declaredType(fn.Body, v.Name); t != "" {
+					prefix, _ = strconv.Unquote(lit.Value)
+					typ, ok = t, true
+				}
+				return !ok
+			})
+			if ok {
+				return typ, prefix, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// declaredType is the type name variable name is declared with in body.
+func declaredType(body *ast.BlockStmt, name string) string {
+	var typ string
+	ast.Inspect(body, func(n ast.Node) bool {
+		switch s := n.(type) {
+		case *ast.ValueSpec:
+			for _, id := range s.Names {
+				if id.Name == name && s.Type != nil {
+					if t, ok := s.Type.(*ast.Ident); ok {
+						typ = t.Name
+					}
+				}
+			}
+		case *ast.AssignStmt:
+			for i, lhs := range s.Lhs {
+				id, ok := lhs.(*ast.Ident)
+				if !ok || id.Name != name || i >= len(s.Rhs) {
+					continue
+				}
+				rhs := s.Rhs[i]
+				if u, ok := rhs.(*ast.UnaryExpr); ok && u.Op == token.AND {
+					rhs = u.X
+				}
+				if cl, ok := rhs.(*ast.CompositeLit); ok {
+					if t, ok := cl.Type.(*ast.Ident); ok {
+						typ = t.Name
+					}
+				}
+			}
+		}
+		return typ == ""
+	})
+	return typ
 }
 
 type loader struct {
@@ -194,6 +296,7 @@ func (l *loader) load(dir string) (*pkgInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse %s: %w", path, err)
 		}
+		p.files = append(p.files, f)
 		for _, imp := range f.Imports {
 			ip, _ := strconv.Unquote(imp.Path.Value)
 			local := ip[strings.LastIndex(ip, "/")+1:]

@@ -66,6 +66,29 @@ type Config struct{ Other string `+"`envconfig:\"OTHER\"`"+` }`)
 	}
 }
 
+// TestLoadBinaryProcessCall: the struct and prefix main passes to
+// envconfig.Process win over a type named Config.
+func TestLoadBinaryProcessCall(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "services/emu/main.go", `package main
+import "github.com/kelseyhightower/envconfig"
+type env struct {
+	Listen string `+"`envconfig:\"LISTEN\" default:\":5439\" desc:\"l\"`"+`
+}
+func run() error {
+	var e env
+	return envconfig.Process("redms_rsemu", &e)
+}`)
+	b, ok, err := LoadBinary(root, "services/emu")
+	if err != nil || !ok {
+		t.Fatalf("LoadBinary: ok=%v err=%v", ok, err)
+	}
+	want := []Var{{Name: "REDMS_RSEMU_LISTEN", Default: ":5439", Desc: "l", Type: "string"}}
+	if !reflect.DeepEqual(b.Vars, want) {
+		t.Errorf("vars:\n got %+v\nwant %+v", b.Vars, want)
+	}
+}
+
 func write(t *testing.T, root, rel, text string) {
 	t.Helper()
 	path := filepath.Join(root, rel)
