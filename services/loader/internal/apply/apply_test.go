@@ -1,0 +1,433 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/walheader"
+	"github.com/redms/redms/services/loader/internal/warehouse"
+)
+
+// env is a warehouse (Postgres), an S3 server and an Applier loading into them.
+type env struct {
+	t    *testing.T
+	pg   *testenv.Postgres
+	s3   *testenv.S3
+	s3c  *s3.Client
+	pool *pgxpool.Pool
+	ap   *Applier
+	seq  uint64
+}
+
+func newEnv(t *testing.T, dialect warehouse.Dialect, pool *pgxpool.Pool, pg *testenv.Postgres) *env {
+	e := &env{t: t, pg: pg, pool: pool}
+	e.s3 = testenv.StartS3(t)
+	e.s3.CreateBucket(t, "stage")
+	e.s3c = e.s3.Client(t)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ap, err := New(Config{
+		Dialect:   dialect,
+		S3Bucket:  "stage",
+		S3Prefix:  "redms/",
+		PartBytes: 256,
+		S3Region:  e.s3.Region(), S3AccessKeyID: e.s3.AccessKeyID(), S3SecretAccessKey: e.s3.SecretAccessKey(),
+		TableKeys: map[string][]string{"public.cfgkeys": {"code"}},
+	}, pool, e.s3c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ap = ap
+	return e
+}
+
+func startPostgresWarehouse(t *testing.T) (*testenv.Postgres, *pgxpool.Pool) {
+	pg := testenv.StartPostgres(t)
+	url := pg.CreateDatabase(t, "wh")
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pg, pool
+}
+
+// rec is one change message: its test_decoding text and key headers.
+type rec struct {
+	text   string
+	keys   []string
+	source string
+}
+
+func pk(text string, keys ...string) rec {
+	if len(keys) == 0 {
+		keys = []string{"id"}
+	}
+	return rec{text: text, keys: keys, source: walheader.KeySourcePrimaryKey}
+}
+
+func (e *env) window(table string, recs ...rec) Window {
+	w := Window{Table: subject.Table{DB: "shop", Schema: "public", Name: table}}
+	for _, r := range recs {
+		e.seq++
+		h := walheader.Meta{
+			LSN:        fmt.Sprintf("0/%X", 0x1000+e.seq),
+			CommitLSN:  fmt.Sprintf("0/%X", 0x1000+e.seq),
+			Xid:        700 + e.seq,
+			CommitTime: time.Date(2026, 1, 1, 0, 0, int(e.seq), 0, time.UTC),
+			Keys:       r.keys,
+			KeySource:  r.source,
+		}.Header("shop")
+		w.Msgs = append(w.Msgs, Msg{Seq: e.seq, Header: h, Data: []byte(r.text)})
+	}
+	return w
+}
+
+func (e *env) apply(w Window) Result {
+	e.t.Helper()
+	res, err := e.ap.Apply(context.Background(), w)
+	if err != nil {
+		e.t.Fatalf("apply: %v", err)
+	}
+	return res
+}
+
+// rows returns the target table's rows as JSON objects, sorted.
+func (e *env) rows(table string) string {
+	e.t.Helper()
+	r, err := e.pool.Query(context.Background(), fmt.Sprintf(`SELECT row_to_json(t)::text FROM public.%s t ORDER BY 1`, warehouse.Ident(table)))
+	if err != nil {
+		e.t.Fatalf("read %s: %v", table, err)
+	}
+	defer r.Close()
+	var out []string
+	for r.Next() {
+		var s string
+		if err := r.Scan(&s); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := r.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.Join(out, "\n")
+}
+
+func (e *env) expect(table, want string) {
+	e.t.Helper()
+	if got := e.rows(table); got != want {
+		e.t.Errorf("%s rows:\n%s\nwant\n%s", table, got, want)
+	}
+}
+
+func (e *env) columns(table string) string {
+	e.t.Helper()
+	cols, err := introspectPool(e.pool, warehouse.Table{Schema: "public", Name: table})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var parts []string
+	for _, c := range cols {
+		parts = append(parts, c.Name+" "+c.Type.SQL)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func introspectPool(pool *pgxpool.Pool, t warehouse.Table) ([]warehouse.Column, error) {
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	return introspect(context.Background(), conn.Conn(), warehouse.Postgres, t)
+}
+
+func (e *env) objects() int {
+	out, err := e.s3c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("stage")})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(out.Contents)
+}
+
+func TestApplyPostgres(t *testing.T) {
+	pg, pool := startPostgresWarehouse(t)
+	e := newEnv(t, warehouse.Postgres, pool, pg)
+	t.Run("insert update delete", func(t *testing.T) {
+		e.t = t
+		res := e.apply(e.window("orders",
+			pk(`table public.orders: INSERT: id[integer]:1 note[text]:'a' amount[numeric(12,2)]:1.50`),
+			pk(`table public.orders: INSERT: id[integer]:2 note[text]:'b' amount[numeric(12,2)]:2.00`),
+			pk(`table public.orders: INSERT: id[integer]:3 note[text]:'c' amount[numeric(12,2)]:3.00`),
+			pk(`table public.orders: UPDATE: id[integer]:1 note[text]:'a2' amount[numeric(12,2)]:1.75`),
+			pk(`table public.orders: DELETE: id[integer]:2`),
+		))
+		if !res.Applied || res.Rows["insert"] != 2 || res.Rows["delete"] != 1 || res.FirstLSN != "0/1001" || res.LastLSN != "0/1005" {
+			t.Errorf("result %+v", res)
+		}
+		if !res.LastCommit.Equal(time.Date(2026, 1, 1, 0, 0, 5, 0, time.UTC)) {
+			t.Errorf("last commit %v", res.LastCommit)
+		}
+		e.expect("orders", `{"id":1,"note":"a2","amount":1.75}
+{"id":3,"note":"c","amount":3.00}`)
+		if got := e.columns("orders"); got != "id INTEGER, note VARCHAR(65535), amount NUMERIC(12,2)" {
+			t.Errorf("columns: %s", got)
+		}
+		if n := e.objects(); n != 0 {
+			t.Errorf("%d staged objects left after commit", n)
+		}
+	})
+	t.Run("toast fill and update of known columns", func(t *testing.T) {
+		e.t = t
+		e.apply(e.window("docs",
+			pk(`table public.docs: INSERT: id[integer]:1 rev[integer]:1 body[text]:'one'`),
+			pk(`table public.docs: INSERT: id[integer]:2 rev[integer]:1 body[text]:'two'`),
+		))
+		res := e.apply(e.window("docs",
+			pk(`table public.docs: INSERT: id[integer]:3 rev[integer]:1 body[text]:'three'`),
+			pk(`table public.docs: UPDATE: id[integer]:3 rev[integer]:2 body[text]:unchanged-toast-datum`),
+			pk(`table public.docs: UPDATE: id[integer]:1 rev[integer]:2 body[text]:unchanged-toast-datum`),
+		))
+		if res.Rows["update"] != 1 || res.Rows["insert"] != 1 {
+			t.Errorf("rows %v", res.Rows)
+		}
+		e.expect("docs", `{"id":1,"rev":2,"body":"one"}
+{"id":2,"rev":1,"body":"two"}
+{"id":3,"rev":2,"body":"three"}`)
+	})
+	t.Run("composite key and configured key", func(t *testing.T) {
+		e.t = t
+		e.apply(e.window("lines",
+			pk(`table public.lines: INSERT: o[integer]:1 n[integer]:1 q[integer]:5`, "o", "n"),
+			pk(`table public.lines: INSERT: o[integer]:1 n[integer]:2 q[integer]:6`, "o", "n"),
+			pk(`table public.lines: INSERT: o[integer]:2 n[integer]:1 q[integer]:7`, "o", "n"),
+			pk(`table public.lines: UPDATE: o[integer]:1 n[integer]:2 q[integer]:60`, "o", "n"),
+			pk(`table public.lines: DELETE: o[integer]:1 n[integer]:1`, "o", "n"),
+		))
+		e.expect("lines", `{"o":1,"n":2,"q":60}
+{"o":2,"n":1,"q":7}`)
+		e.apply(e.window("cfgkeys",
+			rec{text: `table public.cfgkeys: INSERT: code[text]:'x' v[integer]:1`, source: walheader.KeySourceConfig},
+			rec{text: `table public.cfgkeys: INSERT: code[text]:'x' v[integer]:2`, source: walheader.KeySourceConfig},
+		))
+		e.expect("cfgkeys", `{"code":"x","v":2}`)
+	})
+	t.Run("primary key change", func(t *testing.T) {
+		e.t = t
+		e.apply(e.window("moves",
+			pk(`table public.moves: INSERT: id[integer]:1 body[text]:'one'`),
+			pk(`table public.moves: INSERT: id[integer]:5 body[text]:'five'`),
+			pk(`table public.moves: UPDATE: old-key: id[integer]:1 new-tuple: id[integer]:2 body[text]:'uno'`),
+		))
+		e.expect("moves", `{"id":2,"body":"uno"}
+{"id":5,"body":"five"}`)
+		// A key change whose TOAST value no change of the window carries:
+		// the warehouse row moves to its new key.
+		w := e.window("moves",
+			pk(`table public.moves: UPDATE: old-key: id[integer]:5 new-tuple: id[integer]:6 body[text]:unchanged-toast-datum`),
+			pk(`table public.moves: INSERT: id[integer]:5 body[text]:'new five'`),
+		)
+		e.apply(w)
+		want := `{"id":2,"body":"uno"}
+{"id":5,"body":"new five"}
+{"id":6,"body":"five"}`
+		e.expect("moves", want)
+		// Replaying the window (watermark reset) leaves the same rows.
+		e.resetWatermark("moves")
+		e.apply(w)
+		e.expect("moves", want)
+	})
+	t.Run("replica identity full", func(t *testing.T) {
+		e.t = t
+		full := func(s string) rec {
+			return rec{text: s, keys: []string{}, source: walheader.KeySourceReplicaIdentityFull}
+		}
+		e.apply(e.window("full_ri",
+			full(`table public.full_ri: INSERT: id[integer]:1 v[text]:'a' n[numeric]:null`),
+			full(`table public.full_ri: INSERT: id[integer]:2 v[text]:'b' n[numeric]:null`),
+			full(`table public.full_ri: INSERT: id[integer]:null v[text]:null n[numeric]:null`),
+			full(`table public.full_ri: UPDATE: old-key: id[integer]:1 v[text]:'a' new-tuple: id[integer]:1 v[text]:'a2' n[numeric]:4`),
+		))
+		e.apply(e.window("full_ri",
+			full(`table public.full_ri: DELETE: id[integer]:2 v[text]:'b'`),
+			full(`table public.full_ri: UPDATE: old-key: id[integer]:1 v[text]:'a2' n[numeric]:4 new-tuple: id[integer]:1 v[text]:'a3' n[numeric]:4`),
+		))
+		e.expect("full_ri", `{"id":1,"v":"a3","n":4.00000000}
+{"id":null,"v":null,"n":null}`)
+	})
+	t.Run("column changes mid-window", func(t *testing.T) {
+		e.t = t
+		res := e.apply(e.window("ddl",
+			pk(`table public.ddl: INSERT: id[integer]:1 a[character varying(5)]:'x' b[integer]:1`),
+			pk(`table public.ddl: INSERT: id[integer]:2 a[character varying(5)]:'y' b[integer]:2 c[text]:'20'`),
+			pk(`table public.ddl: INSERT: id[integer]:3 a[character varying(10)]:'z' b[bigint]:3000000000 c[text]:'30'`),
+			pk(`table public.ddl: INSERT: id[integer]:4 a[character varying(2)]:'w' c[text]:'40'`),
+		))
+		if !res.Applied {
+			t.Fatalf("%+v", res)
+		}
+		e.expect("ddl", `{"id":1,"a":"x","c":null}
+{"id":2,"a":"y","c":"20"}
+{"id":3,"a":"z","c":"30"}
+{"id":4,"a":"w","c":"40"}`)
+		if got := e.columns("ddl"); got != "id INTEGER, a VARCHAR(40), c VARCHAR(65535)" {
+			t.Errorf("columns: %s", got)
+		}
+		e.apply(e.window("ddl",
+			pk(`table public.ddl: INSERT: id[integer]:5 a[text]:'t' c[integer]:5`),
+		))
+		if got := e.columns("ddl"); got != "id INTEGER, a VARCHAR(65535), c INTEGER" {
+			t.Errorf("columns after retype: %s", got)
+		}
+		e.expect("ddl", `{"id":1,"a":"x","c":null}
+{"id":2,"a":"y","c":20}
+{"id":3,"a":"z","c":30}
+{"id":4,"a":"w","c":40}
+{"id":5,"a":"t","c":5}`)
+		// A retype the warehouse cannot cast existing values for parks.
+		_, err := e.ap.Apply(context.Background(), e.window("ddl",
+			pk(`table public.ddl: INSERT: id[integer]:6 a[boolean]:true c[integer]:6`),
+		))
+		var pe *ParkError
+		if !errors.As(err, &pe) || !strings.Contains(pe.Reason, "alter table") {
+			t.Errorf("uncastable retype: %v", err)
+		}
+	})
+	t.Run("truncate mid-window", func(t *testing.T) {
+		e.t = t
+		res := e.apply(e.window("tr",
+			pk(`table public.tr: INSERT: id[integer]:1`),
+			pk(`table public.tr: INSERT: id[integer]:2`),
+			pk(`table public.tr, public.other: TRUNCATE: (no-flags)`),
+			pk(`table public.tr: INSERT: id[integer]:3`),
+		))
+		if res.Rows["truncate"] != 1 {
+			t.Errorf("rows %v", res.Rows)
+		}
+		e.expect("tr", `{"id":3}`)
+		e.apply(e.window("tr", pk(`table public.tr: TRUNCATE: (no-flags)`)))
+		e.expect("tr", ``)
+	})
+	t.Run("deletes on a missing table", func(t *testing.T) {
+		e.t = t
+		res := e.apply(e.window("ghost",
+			pk(`table public.ghost: DELETE: id[integer]:1`),
+			pk(`table public.ghost: TRUNCATE: (no-flags)`),
+		))
+		if !res.Applied || res.Rows["delete"] != 0 {
+			t.Errorf("result %+v", res)
+		}
+		if got := e.columns("ghost"); got != "" {
+			t.Errorf("ghost table created: %s", got)
+		}
+	})
+	t.Run("watermark", func(t *testing.T) {
+		e.t = t
+		w := e.window("wm",
+			pk(`table public.wm: INSERT: id[integer]:1 v[text]:'a'`),
+			pk(`table public.wm: UPDATE: id[integer]:1 v[text]:'b'`),
+		)
+		e.apply(w)
+		res := e.apply(w)
+		if res.Applied || res.Replays != 2 {
+			t.Errorf("second apply: %+v", res)
+		}
+		// A window that overlaps the watermark applies only what is new.
+		w2 := w
+		w2.Msgs = append(w2.Msgs[:2:2], e.window("wm", pk(`table public.wm: UPDATE: id[integer]:1 v[text]:'c'`)).Msgs...)
+		res = e.apply(w2)
+		if !res.Applied || res.Replays != 2 || res.Rows["insert"] != 1 {
+			t.Errorf("overlapping apply: %+v", res)
+		}
+		e.expect("wm", `{"id":1,"v":"c"}`)
+		// The same window applied again (watermark lost) gives the same state.
+		e.resetWatermark("wm")
+		e.apply(w2)
+		e.expect("wm", `{"id":1,"v":"c"}`)
+	})
+	t.Run("unparseable record parks", func(t *testing.T) {
+		e.t = t
+		w := e.window("bad",
+			pk(`table public.bad: INSERT: id[integer]:1`),
+			pk(`table public.bad: INSERT: id[integer]:'unterminated`),
+		)
+		_, err := e.ap.Apply(context.Background(), w)
+		var pe *ParkError
+		if !errors.As(err, &pe) {
+			t.Fatalf("want ParkError, got %v", err)
+		}
+		if pe.Table != "public.bad" || !strings.Contains(pe.Reason, "lsn 0/") || pe.FirstSeq != w.Msgs[0].Seq || pe.LastSeq != w.Msgs[1].Seq {
+			t.Errorf("park error %+v", pe)
+		}
+		if got := e.columns("bad"); got != "" {
+			t.Errorf("bad window applied: %s", got)
+		}
+	})
+	t.Run("value the warehouse rejects parks", func(t *testing.T) {
+		e.t = t
+		_, err := e.ap.Apply(context.Background(), e.window("rej",
+			pk(`table public.rej: INSERT: id[integer]:1 d[integer]:'not a number'`),
+		))
+		var pe *ParkError
+		if !errors.As(err, &pe) {
+			t.Fatalf("want ParkError, got %v", err)
+		}
+	})
+	t.Run("no key is skipped", func(t *testing.T) {
+		e.t = t
+		res := e.apply(e.window("nokey",
+			rec{text: `table public.nokey: INSERT: v[text]:'a'`, keys: []string{}, source: walheader.KeySourceNone},
+		))
+		if res.Applied || res.Skipped["no-key"] != 1 {
+			t.Errorf("result %+v", res)
+		}
+		res = e.apply(e.window("noid", rec{text: `table public.noid: INSERT: v[text]:'a'`}))
+		if res.Applied || res.Skipped["no-key"] != 1 {
+			t.Errorf("default key without id: %+v", res)
+		}
+	})
+	t.Run("values survive and rules are counted", func(t *testing.T) {
+		e.t = t
+		res := e.apply(e.window("vals",
+			pk(`table public.vals: INSERT: id[integer]:1 s[text]:null n[numeric]:1.5 c[character varying(2)]:'ab' f[double precision]:1.5 d[date]:'2024-01-02'`),
+			pk(`table public.vals: INSERT: id[integer]:2 s[text]:'' n[numeric]:100000000000000000000 c[character varying(2)]:'abcdéfghi' f[double precision]:'Infinity' d[date]:'infinity'`),
+			pk(`table public.vals: INSERT: id[integer]:3 s[text]:'\N' n[numeric]:'NaN' c[character varying(2)]:'~N' f[double precision]:'NaN' d[date]:'0001-01-01'`),
+			pk(`table public.vals: INSERT: id[integer]:4 s[text]:'NULL' n[numeric]:-0.000000005 c[character varying(2)]:'"' f[double precision]:-0 d[date]:'294277-01-01'`),
+			pk(`table public.vals: INSERT: id[integer]:5 s[text]:'\' n[numeric]:null c[character varying(2)]:',' f[double precision]:null d[date]:null`),
+			pk("table public.vals: INSERT: id[integer]:6 s[text]:'a\r\nb''c' n[numeric]:0 c[character varying(2)]:'~N1' f[double precision]:1e-300 d[date]:'4713-01-01 BC'"),
+		))
+		e.expect("vals", `{"id":1,"s":null,"n":1.50000000,"c":"ab","f":1.5,"d":"2024-01-02"}
+{"id":2,"s":"","n":92233720368.54775807,"c":"abcdéfg","f":null,"d":null}
+{"id":3,"s":"\\N","n":null,"c":"~N","f":null,"d":"0001-01-01"}
+{"id":4,"s":"NULL","n":-0.00000001,"c":"\"","f":-0,"d":null}
+{"id":5,"s":"\\","n":null,"c":",","f":null,"d":null}
+{"id":6,"s":"a\r\nb'c","n":0.00000000,"c":"~N1","f":1e-300,"d":"4713-01-01 BC"}`)
+		want := map[string]int{"numeric-saturated": 1, "numeric-nan-null": 1, "text-truncated": 1, "float-nonfinite-null": 2, "date-out-of-range-null": 2}
+		if fmt.Sprint(res.Adjusted) != fmt.Sprint(want) {
+			t.Errorf("adjusted %v, want %v", res.Adjusted, want)
+		}
+		if res.StagedBytes <= 0 {
+			t.Errorf("staged bytes %d", res.StagedBytes)
+		}
+	})
+}
+
+func (e *env) resetWatermark(table string) {
+	e.t.Helper()
+	_, err := e.pool.Exec(context.Background(), `UPDATE public.redms_applied SET last_seq = 0 WHERE target = $1`, warehouse.Table{Schema: "public", Name: table}.SQL())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
