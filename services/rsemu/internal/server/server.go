@@ -38,11 +38,11 @@ type Server struct {
 	objects *s3copy.Store
 
 	mu       sync.Mutex
-	pools    map[string]*pgxpool.Pool      // per database: the emulator's own connections
-	prepared map[string]bool               // databases whose rsemu schema exists
-	domains  map[string]bool               // db + "\x00" + domain name, created
-	bases    map[string]uint32             // db + "\x00" + oid → base type of a domain
-	sessions map[uint32]*cancelTarget      // client-visible pid → backend cancel key
+	pools    map[string]*pgxpool.Pool // per database: the emulator's own connections
+	prepared map[string]bool          // databases whose rsemu schema exists
+	domains  map[string]bool          // db + "\x00" + domain name, created
+	bases    map[string]uint32        // db + "\x00" + oid → base type of a domain
+	sessions map[uint32]*cancelTarget // client-visible pid → backend cancel key
 	conns    map[net.Conn]struct{}
 	nextPID  uint32
 	closed   bool

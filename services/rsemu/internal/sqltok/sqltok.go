@@ -80,9 +80,9 @@ func (t Token) IdentValue() string {
 	return t.Text
 }
 
-// StringValue is the content of a standard string literal '…' (” unescaped),
-// or of a dollar-quoted one; ok is false for other tokens and for E” strings
-// with backslash escapes it does not decode.
+// StringValue is the content of a string literal '…' or E'…' (Redshift
+// reads backslash escapes in both), or of a dollar-quoted one; ok is false
+// for other tokens.
 func (t Token) StringValue() (string, bool) {
 	if t.Kind != String {
 		return "", false
@@ -92,10 +92,75 @@ func (t Token) StringValue() (string, bool) {
 		end := strings.Index(s[1:], "$") + 2
 		return s[end : len(s)-end], true
 	}
+	if s[0] == 'e' || s[0] == 'E' {
+		s = s[1:]
+	}
 	if s[0] != '\'' {
 		return "", false
 	}
-	return strings.ReplaceAll(s[1:len(s)-1], "''", "'"), true
+	return Unescape(s[1 : len(s)-1]), true
+}
+
+// Unescape decodes the body of a Redshift string literal: ” is a quote,
+// and backslash escapes \b \f \n \r \t, octal \ooo, hex \xhh, and \c = c.
+func Unescape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\'' && i+1 < len(s) && s[i+1] == '\'' {
+			b.WriteByte('\'')
+			i++
+			continue
+		}
+		if c != '\\' || i+1 >= len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		switch e := s[i]; e {
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'x':
+			n, v := 0, 0
+			for n < 2 && i+1 < len(s) && isHex(s[i+1]) {
+				i++
+				v = v*16 + hexVal(s[i])
+				n++
+			}
+			if n == 0 {
+				b.WriteByte('x')
+			} else {
+				b.WriteByte(byte(v))
+			}
+		case '0', '1', '2', '3', '4', '5', '6', '7':
+			v := int(e - '0')
+			for n := 1; n < 3 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '7'; n++ {
+				i++
+				v = v*8 + int(s[i]-'0')
+			}
+			b.WriteByte(byte(v))
+		default:
+			b.WriteByte(e)
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
+
+func hexVal(c byte) int {
+	if isDigit(c) {
+		return int(c - '0')
+	}
+	return int(c|0x20-'a') + 10
 }
 
 // Error is a lexical error: an unterminated literal, identifier or comment.
@@ -148,7 +213,9 @@ func Tokenize(sql string) ([]Token, error) {
 			}
 			kind = Comment
 		case c == '\'':
-			end, err := scanQuoted(sql, i, '\'', false)
+			// Redshift (like Postgres 8.0) reads backslash escapes in
+			// ordinary string literals.
+			end, err := scanQuoted(sql, i, '\'', true)
 			if err != nil {
 				return nil, err
 			}

@@ -51,7 +51,7 @@ func translateCopy(s stmt) (Stmt, error) {
 	c := &CopyStmt{Delimiter: ",", Quote: `"`, Null: `\N`}
 	i := 1
 	nameStart := i
-	for i < len(s.sig) && (s.tok(i).Kind == sqltok.QuotedIdent || s.tok(i).Kind == sqltok.Ident || s.punct(i, ".")) && !s.is(i, "from") {
+	for i < len(s.sig) && (s.tok(i).Kind == sqltok.QuotedIdent || s.tok(i).Kind == sqltok.Ident || s.punct(i, ".")) && !s.is(i, "from") && !s.is(i, "to") {
 		i++
 	}
 	if i == nameStart {
@@ -93,6 +93,7 @@ func translateCopy(s stmt) (Stmt, error) {
 	i++
 	csv := false
 	var keys, creds bool
+	var credAuth CopyAuth
 	str := func(j int) (string, int, error) {
 		if s.is(j, "as") {
 			j++
@@ -152,7 +153,7 @@ func translateCopy(s stmt) (Stmt, error) {
 			creds = true
 			var v string
 			if v, i, err = str(i + 1); err == nil {
-				err = parseCredentials(v, &c.Auth)
+				err = parseCredentials(v, &credAuth)
 			}
 		case "manifest":
 			c.Manifest, i = true, i+1
@@ -220,6 +221,10 @@ func translateCopy(s stmt) (Stmt, error) {
 	switch {
 	case c.Auth.IAMRole != "" && (keys || creds):
 		return Stmt{}, copyErr("conflicting or redundant options: IAM_ROLE cannot be used with ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN or CREDENTIALS")
+	case creds && !keys:
+		c.Auth = credAuth
+	}
+	switch {
 	case keys && creds:
 		return Stmt{}, copyErr("conflicting or redundant options: ACCESS_KEY_ID/SECRET_ACCESS_KEY cannot be used with CREDENTIALS")
 	case keys && (c.Auth.AccessKeyID == "" || c.Auth.SecretAccessKey == ""):

@@ -246,6 +246,11 @@ func rewriteIdents(toks []sqltok.Token, opt Options) ([]sqltok.Token, error) {
 	prevSig := -1
 	for i, t := range out {
 		switch t.Kind {
+		case sqltok.String:
+			if t.Text[0] == '\'' {
+				// Redshift reads backslash escapes in '…'; Postgres does in E'…'.
+				out[i].Text = "E" + t.Text
+			}
 		case sqltok.Ident, sqltok.QuotedIdent:
 			if strings.HasPrefix(t.Text, "U&") || strings.HasPrefix(t.Text, "u&") {
 				break
