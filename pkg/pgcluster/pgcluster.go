@@ -1,5 +1,5 @@
 // Package pgcluster starts, stops and restarts an ephemeral PostgreSQL cluster
-// from the machine's own server binaries (initdb, pg_ctl, postgres).
+// from the machine's own server binaries (initdb, postgres).
 //
 // A cluster listens on 127.0.0.1 only, trusts every local connection (user
 // "postgres"), has wal_level=logical with room for 20 replication slots and WAL
@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,15 +38,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// startTimeout bounds the wait for a starting server to accept connections
+// (crash recovery included).
+const startTimeout = 2 * time.Minute
 
 // Superuser is the cluster's superuser role; it needs no password.
 const Superuser = "postgres"
 
-// StopMode is how pg_ctl stops the server.
+// StopMode is how the server is stopped.
 type StopMode string
 
-// Stop modes, as pg_ctl -m names them.
+// Stop modes, named as pg_ctl -m names them (the server gets the signal pg_ctl
+// would send).
 const (
 	// Fast rolls back open transactions, disconnects clients and shuts down
 	// cleanly (a checkpoint is written).
@@ -57,7 +64,7 @@ const (
 
 // Options configure a cluster. BinDir is required.
 type Options struct {
-	// BinDir holds initdb, pg_ctl and postgres (see FindBinDir).
+	// BinDir holds initdb and postgres (see FindBinDir).
 	BinDir string
 	// Dir is the cluster's directory (data dir, log file). Empty: a new
 	// directory under the system temp dir, removed by Remove. A Dir that
@@ -83,8 +90,15 @@ type Cluster struct {
 	uid     int
 	gid     int
 
-	mu      sync.Mutex
-	running bool
+	mu   sync.Mutex
+	proc *postmaster // nil while stopped
+}
+
+// postmaster is one run of the server process.
+type postmaster struct {
+	pid    int
+	exited chan struct{} // closed when the process has exited
+	err    error         // Wait's result, readable after exited is closed
 }
 
 // defaultSettings are the postgresql.conf lines every cluster gets.
@@ -133,7 +147,7 @@ func FindBinDir() (string, error) {
 			return d, nil
 		}
 	}
-	return "", errors.New("find postgres server binaries: no initdb and pg_ctl in /usr/lib/postgresql/*/bin, pg_config --bindir or PATH")
+	return "", errors.New("find postgres server binaries: no initdb and postgres in /usr/lib/postgresql/*/bin, pg_config --bindir or PATH")
 }
 
 // versionOf extracts the major version from /usr/lib/postgresql/<v>/bin.
@@ -146,7 +160,7 @@ func versionOf(binDir string) int {
 }
 
 func hasServer(dir string) bool {
-	for _, name := range []string{"initdb", "pg_ctl", "postgres"} {
+	for _, name := range []string{"initdb", "postgres"} {
 		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.IsDir() {
 			return false
 		}
@@ -161,7 +175,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, errors.New("start postgres: Options.BinDir is empty (see FindBinDir)")
 	}
 	if !hasServer(opts.BinDir) {
-		return nil, fmt.Errorf("start postgres: no initdb/pg_ctl/postgres in %s", opts.BinDir)
+		return nil, fmt.Errorf("start postgres: no initdb/postgres in %s", opts.BinDir)
 	}
 	c := &Cluster{binDir: opts.BinDir, dir: opts.Dir, uid: -1, gid: -1}
 	if os.Geteuid() == 0 {
@@ -237,7 +251,7 @@ func (c *Cluster) removeOwned() {
 // DataDir is the cluster's PGDATA.
 func (c *Cluster) DataDir() string { return filepath.Join(c.dir, "data") }
 
-// LogFile is the server log written by pg_ctl.
+// LogFile is the server's log (its standard output and error).
 func (c *Cluster) LogFile() string { return filepath.Join(c.dir, "postgres.log") }
 
 // Dir is the cluster's directory (data dir and log file).
@@ -317,43 +331,131 @@ func (c *Cluster) writeFile(path string, data []byte) error {
 
 // Start starts a stopped cluster on its port and data dir and waits until it
 // accepts connections. Starting a running cluster is an error.
+//
+// The server runs as a child of this process (not daemonised by pg_ctl) with
+// a parent-death signal, so a test binary killed by a timeout does not leave
+// clusters running behind it.
 func (c *Cluster) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.running {
+	if c.proc != nil {
 		return errors.New("start postgres: already running")
 	}
-	// -t bounds pg_ctl's own wait; ctx bounds the whole command.
-	if _, err := c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.DataDir(), "-l", c.LogFile()); err != nil {
+	log, err := os.OpenFile(c.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open postgres log: %w", err)
+	}
+	defer log.Close() // the child has its own copy
+	cmd := exec.Command(filepath.Join(c.binDir, "postgres"), "-D", c.DataDir())
+	cmd.Dir = c.dir
+	cmd.Env = cleanEnv()
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: c.cred,
+		// Own process group: a terminal's Ctrl-C reaches the test, whose
+		// death then stops the server through Pdeathsig.
+		Setpgid:   true,
+		Pdeathsig: syscall.SIGKILL,
+	}
+	p := &postmaster{exited: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that started the child exits:
+		// keep this goroutine on its thread for the server's lifetime.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		p.pid = cmd.Process.Pid
+		started <- nil
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	if err := c.waitReady(ctx, p); err != nil {
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		<-p.exited
 		return fmt.Errorf("start postgres on port %d: %w (log %s: %s)", c.port, err, c.LogFile(), c.logTail())
 	}
-	c.running = true
+	c.proc = p
 	return nil
 }
 
-// Stop stops the server with mode and waits until it has exited. Stopping a
-// stopped cluster does nothing.
+// waitReady polls until the server accepts a connection, the process exits
+// or ctx (at most startTimeout) ends.
+func (c *Cluster) waitReady(ctx context.Context, p *postmaster) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := pgconn.Connect(cctx, c.URL("postgres"))
+		ccancel()
+		if err == nil {
+			_ = conn.Close(ctx)
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("server exited: %v", p.err)
+		case <-ctx.Done():
+			return fmt.Errorf("not accepting connections: %w (last: %v)", ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop stops the server with mode and waits until it has exited; if ctx ends
+// first the server is killed. Stopping a stopped cluster does nothing.
 func (c *Cluster) Stop(ctx context.Context, mode StopMode) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.running {
+	p := c.proc
+	if p == nil {
 		return nil
 	}
-	if mode == "" {
-		mode = Fast
+	sig := syscall.SIGINT // fast
+	switch mode {
+	case Fast, "":
+	case Immediate:
+		sig = syscall.SIGQUIT
+	default:
+		return fmt.Errorf("stop postgres: unknown mode %q", mode)
 	}
-	if _, err := c.run(ctx, "pg_ctl", "stop", "-w", "-t", "60", "-m", string(mode), "-D", c.DataDir()); err != nil {
-		return fmt.Errorf("stop postgres (%s): %w", mode, err)
+	c.proc = nil
+	if err := syscall.Kill(p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stop postgres (%s): signal %d: %w", mode, p.pid, err)
 	}
-	c.running = false
-	return nil
+	select {
+	case <-p.exited:
+		return nil
+	case <-ctx.Done():
+	}
+	_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	<-p.exited
+	return fmt.Errorf("stop postgres (%s): killed after %w", mode, ctx.Err())
+}
+
+// PID is the server's (postmaster's) process id, 0 while stopped. Tests use
+// it to kill the server as a crash would.
+func (c *Cluster) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return 0
+	}
+	return c.proc.pid
 }
 
 // Running reports whether the cluster was started and not stopped since.
 func (c *Cluster) Running() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.running
+	return c.proc != nil
 }
 
 // Remove stops the server immediately and, when this package created the

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -42,6 +44,9 @@ func (n *NATS) Server() *natslocal.Server { return n.s }
 
 // URL is nats://127.0.0.1:PORT.
 func (n *NATS) URL() string { return n.s.URL() }
+
+// Addr is host:port, e.g. for StartProxy.
+func (n *NATS) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.s.Port())) }
 
 // Stop shuts the server down; clients lose their connections.
 func (n *NATS) Stop() { n.s.Stop() }

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -58,6 +60,16 @@ func (p *Postgres) Host() string { return p.c.Host() }
 
 // Port is the cluster's TCP port; it stays the same across Stop and Start.
 func (p *Postgres) Port() int { return p.c.Port() }
+
+// Addr is host:port, e.g. for StartProxy.
+func (p *Postgres) Addr() string { return net.JoinHostPort(p.c.Host(), strconv.Itoa(p.c.Port())) }
+
+// ReplicationURL is URL(db) with replication=database, for a logical
+// replication connection (pglogrepl).
+func (p *Postgres) ReplicationURL(db string) string { return p.c.URL(db) + "&replication=database" }
+
+// PID is the postmaster's process id, 0 while stopped.
+func (p *Postgres) PID() int { return p.c.PID() }
 
 // BinDir holds the server binaries (pg_recvlogical, psql, ...).
 func (p *Postgres) BinDir() string { return p.c.BinDir() }

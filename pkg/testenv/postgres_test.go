@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestPostgres(t *testing.T) {
@@ -42,6 +43,21 @@ func TestPostgres(t *testing.T) {
 	pg.Start(t)
 	if n := count(); n != 2 {
 		t.Fatalf("count after crash = %d, want 2", n)
+	}
+	// A replication connection works through ReplicationURL.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rc, err := pgconn.Connect(ctx, pg.ReplicationURL("app"))
+	if err != nil {
+		t.Fatalf("replication connection: %v", err)
+	}
+	res := rc.Exec(ctx, "IDENTIFY_SYSTEM")
+	if _, err := res.ReadAll(); err != nil {
+		t.Fatalf("IDENTIFY_SYSTEM: %v", err)
+	}
+	rc.Close(ctx)
+	if pg.PID() == 0 {
+		t.Fatal("PID() = 0 for a running cluster")
 	}
 	if _, err := os.Stat(filepath.Join(pg.BinDir(), "pg_recvlogical")); err != nil {
 		t.Fatalf("BinDir has no pg_recvlogical: %v", err)

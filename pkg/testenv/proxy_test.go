@@ -3,7 +3,6 @@ package testenv
 import (
 	"context"
 	"net"
-	"strconv"
 	"testing"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 // TestProxyToPostgres cuts a live Postgres connection through the proxy.
 func TestProxyToPostgres(t *testing.T) {
 	pg := StartPostgres(t)
-	proxy := StartProxy(t, net.JoinHostPort(pg.Host(), strconv.Itoa(pg.Port())))
+	proxy := StartProxy(t, pg.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, port, _ := net.SplitHostPort(proxy.Addr())
