@@ -233,9 +233,6 @@ func (f *folder) columnsFor(row []Column) {
 		for i, c := range row {
 			cols[i] = Column{Name: c.Name, Type: c.Type}
 		}
-		if cols == nil {
-			cols = []Column{}
-		}
 		f.seg.Columns = cols
 	}
 }
