@@ -1,0 +1,208 @@
+package emu_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TestStatements: the statement rules, each rejected and accepted.
+func TestStatements(t *testing.T) {
+	e := startEnv(t)
+	t.Run("temp tables", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (id INT NOT NULL, v VARCHAR(3))")
+		wantErr(t, c, "42P16", "temporary tables cannot specify a schema name", "CREATE TEMP TABLE public.x (LIKE t)")
+		wantErr(t, c, "42P16", "temporary tables cannot specify a schema name", "CREATE TEMPORARY TABLE public.y (id int)")
+		mustExec(t, c, "CREATE TEMP TABLE x (LIKE t)")
+		mustExec(t, c, "CREATE TEMPORARY TABLE y (k0 INT, c0 VARCHAR(2))")
+		// LIKE keeps the byte-length rule and NOT NULL
+		wantErr(t, c, "22001", "character varying(3)", "INSERT INTO x VALUES (1, 'abcd')")
+		wantErr(t, c, "23502", "null value", "INSERT INTO x (v) VALUES ('a')")
+		wantErr(t, c, "22001", "character varying(2)", "INSERT INTO y VALUES (1, 'abc')")
+		mustExec(t, c, "INSERT INTO x VALUES (1, 'a')")
+		wantRows(t, c, "1|a", "SELECT * FROM x")
+	})
+	t.Run("merge statements", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, `SET enable_case_sensitive_identifier TO true`)
+		mustExec(t, c, `CREATE TABLE "T" ("Id" INT, v VARCHAR(10), w INT)`)
+		mustExec(t, c, `INSERT INTO "T" VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)`)
+		mustExec(t, c, `BEGIN`)
+		mustExec(t, c, `CREATE TEMP TABLE "tmp" ("k0" INT, "c0" VARCHAR(10))`)
+		mustExec(t, c, `INSERT INTO "tmp" VALUES (2, 'B'), (4, 'D')`)
+		mustExec(t, c, `DELETE FROM "public"."T" USING "tmp" WHERE "public"."T"."Id" = "tmp"."k0"`)
+		mustExec(t, c, `INSERT INTO "public"."T" ("Id", "v") SELECT "k0", "c0" FROM "tmp"`)
+		mustExec(t, c, `UPDATE "public"."T" SET "w" = "tmp"."k0" * 10 FROM "tmp" WHERE "public"."T"."Id" = "tmp"."k0"`)
+		mustExec(t, c, `DROP TABLE "tmp"`)
+		mustExec(t, c, `COMMIT`)
+		wantRows(t, c, "1|a|1\n2|B|20\n3|c|3\n4|D|40", `SELECT * FROM "T" ORDER BY 1`)
+		mustExec(t, c, `MERGE INTO "T" USING (SELECT 1 AS k, 'm' AS v) s ON "T"."Id" = s.k WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT VALUES (s.k, s.v, 0)`)
+		wantRows(t, c, "m", `SELECT v FROM "T" WHERE "Id" = 1`)
+		wantErr(t, c, "42601", `syntax error at or near "AND"`, `MERGE INTO "T" USING (SELECT 1 AS k) s ON "T"."Id" = s.k WHEN MATCHED AND s.k > 0 THEN DELETE WHEN NOT MATCHED THEN INSERT VALUES (s.k, 'x', 0)`)
+		wantErr(t, c, "42601", "WHEN MATCHED", `MERGE INTO "T" USING (SELECT 1 AS k) s ON "T"."Id" = s.k WHEN MATCHED THEN DELETE`)
+	})
+	t.Run("clauses Redshift lacks", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+		// primary keys are not enforced, as in Redshift
+		mustExec(t, c, "INSERT INTO t VALUES (1, 1), (1, 2)")
+		wantErr(t, c, "42601", `syntax error at or near "ON"`, "INSERT INTO t VALUES (2, 2) ON CONFLICT DO NOTHING")
+		wantErr(t, c, "42601", `syntax error at or near "RETURNING"`, "INSERT INTO t VALUES (2, 2) RETURNING id")
+		wantErr(t, c, "42601", `syntax error at or near "RETURNING"`, "UPDATE t SET v = 3 RETURNING id")
+		wantErr(t, c, "42601", `syntax error at or near "RETURNING"`, "DELETE FROM t RETURNING id")
+		wantErr(t, c, "42601", `syntax error at or near "INDEX"`, "CREATE INDEX i ON t (v)")
+		wantErr(t, c, "42601", `syntax error at or near "SEQUENCE"`, "CREATE SEQUENCE s")
+		wantErr(t, c, "42883", "function nextval does not exist", "SELECT nextval('rsemu.query_id')")
+		wantErr(t, c, "42601", `syntax error at or near "UNLOGGED"`, "CREATE UNLOGGED TABLE u (id INT)")
+		wantRows(t, c, "2", "SELECT count(*) FROM t")
+	})
+	t.Run("alter column type", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (v VARCHAR(3), n INT)")
+		mustExec(t, c, "INSERT INTO t VALUES ('abc', 1)")
+		mustExec(t, c, "BEGIN")
+		wantErr(t, c, "25001", "ALTER TABLE ALTER COLUMN cannot run inside a transaction block", "ALTER TABLE t ALTER COLUMN v TYPE VARCHAR(10)")
+		mustExec(t, c, "ROLLBACK")
+		wantErr(t, c, "0A000", `target data type "integer" is not supported`, "ALTER TABLE t ALTER COLUMN v TYPE INTEGER")
+		wantErr(t, c, "0A000", `target data type "character varying(10)" is not supported`, "ALTER TABLE t ALTER COLUMN n TYPE VARCHAR(10)")
+		mustExec(t, c, "ALTER TABLE t ALTER COLUMN v TYPE VARCHAR(10)")
+		mustExec(t, c, "INSERT INTO t VALUES ('abcdefghij', 2)")
+		wantErr(t, c, "22001", "character varying(10)", "INSERT INTO t VALUES ('abcdefghijk', 3)")
+		wantRows(t, c, "10", "SELECT character_maximum_length FROM information_schema.columns WHERE table_name = 't' AND column_name = 'v'")
+	})
+	t.Run("add and drop column", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (id INT)")
+		wantErr(t, c, "42601", `syntax error at or near ","`, "ALTER TABLE t ADD COLUMN a INT, ADD COLUMN b INT")
+		mustExec(t, c, "BEGIN")
+		mustExec(t, c, "ALTER TABLE t ADD COLUMN a INT")
+		mustExec(t, c, "ALTER TABLE t ADD COLUMN b VARCHAR(5)")
+		mustExec(t, c, "ALTER TABLE t DROP COLUMN a")
+		mustExec(t, c, "COMMIT")
+		wantErr(t, c, "42601", `syntax error at or near ","`, "ALTER TABLE t DROP COLUMN id, DROP COLUMN b")
+		wantRows(t, c, "id\nb", "SELECT column_name FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position")
+	})
+	t.Run("truncate commits the transaction", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE a (id INT)")
+		mustExec(t, c, "CREATE TABLE b (id INT)")
+		mustExec(t, c, "INSERT INTO b VALUES (1)")
+		mustExec(t, c, "BEGIN")
+		mustExec(t, c, "INSERT INTO a VALUES (1)")
+		mustExec(t, c, "TRUNCATE b")
+		if s := c.PgConn().TxStatus(); s != 'I' {
+			t.Fatalf("after TRUNCATE tx status %c, want I", s)
+		}
+		mustExec(t, c, "INSERT INTO a VALUES (2)")
+		mustExec(t, c, "ROLLBACK")
+		wantRows(t, c, "1\n2", "SELECT id FROM a ORDER BY id") // committed by TRUNCATE, then autocommit
+		wantRows(t, c, "0", "SELECT count(*) FROM b")
+		// DELETE is the transactional way
+		mustExec(t, c, "BEGIN")
+		mustExec(t, c, "DELETE FROM a")
+		mustExec(t, c, "ROLLBACK")
+		wantRows(t, c, "2", "SELECT count(*) FROM a")
+	})
+	t.Run("identifiers", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		long := strings.Repeat("n", 127)
+		wantErr(t, c, "42622", "is too long", "CREATE TABLE "+long+"x (id INT)")
+		wantErr(t, c, "42622", "is too long", `CREATE TABLE t ("`+long+`é" INT)`)
+		mustExec(t, c, "CREATE TABLE "+long+" ("+long+" INT, "+strings.Repeat("m", 127)+" INT)")
+		mustExec(t, c, "INSERT INTO "+long+" VALUES (1, 2)")
+		wantRows(t, c, "1|2", "SELECT "+long+", "+strings.Repeat("m", 127)+" FROM "+long)
+		// quoted identifiers fold to lower case by default
+		mustExec(t, c, `CREATE TABLE "MixedCase" ("Id" INT)`)
+		mustExec(t, c, `INSERT INTO mixedcase (id) VALUES (1)`)
+		wantRows(t, c, "mixedcase", "SELECT table_name FROM information_schema.tables WHERE table_name ILIKE 'mixedcase'")
+		wantRows(t, c, "off", "SHOW enable_case_sensitive_identifier")
+		mustExec(t, c, "SET enable_case_sensitive_identifier TO true")
+		wantRows(t, c, "on", "SHOW enable_case_sensitive_identifier")
+		mustExec(t, c, `CREATE TABLE "MixedCase" ("Id" INT)`)
+		mustExec(t, c, `INSERT INTO "MixedCase" ("Id") VALUES (2)`)
+		wantRows(t, c, "2", `SELECT "Id" FROM "MixedCase"`, pgx.QueryExecModeSimpleProtocol)
+		wantRows(t, c, "2", `SELECT "Id" FROM "MixedCase"`)
+		wantRows(t, c, "1", `SELECT id FROM MixedCase`) // unquoted always folds
+		// per session
+		c2 := e.connect(t, c.Config().Database)
+		wantRows(t, c2, "1", `SELECT "Id" FROM "MixedCase"`, pgx.QueryExecModeSimpleProtocol)
+	})
+	t.Run("serializable isolation violation is 1023", func(t *testing.T) {
+		db := e.db(t)
+		c1, c2 := e.connect(t, db), e.connect(t, db)
+		mustExec(t, c1, "CREATE TABLE a (id INT)")
+		mustExec(t, c1, "CREATE TABLE b (id INT)")
+		mustExec(t, c1, "BEGIN")
+		mustExec(t, c2, "BEGIN")
+		wantRows(t, c1, "0", "SELECT count(*) FROM a")
+		wantRows(t, c2, "0", "SELECT count(*) FROM b")
+		mustExec(t, c1, "INSERT INTO b VALUES (1)")
+		mustExec(t, c2, "INSERT INTO a VALUES (1)")
+		mustExec(t, c1, "COMMIT")
+		_, err := c2.Exec(ctxT(t), "COMMIT")
+		pe := checkErr(t, err, "40001", "1023", "COMMIT")
+		if !strings.Contains(pe.Detail, "Serializable isolation violation") {
+			t.Fatalf("detail %q", pe.Detail)
+		}
+	})
+	t.Run("set show select", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "SET search_path TO public")
+		wantRows(t, c, "public", "SHOW search_path")
+		mustExec(t, c, "SET query_group TO 'etl'")
+		mustExec(t, c, "CREATE TABLE t (id INT, v VARCHAR(7) NOT NULL)")
+		wantRows(t, c, "id|integer|NULL|YES\nv|character varying|7|NO",
+			"SELECT column_name, data_type, character_maximum_length, is_nullable FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 't' ORDER BY ordinal_position")
+	})
+	t.Run("backslash escapes in literals", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		wantRows(t, c, `a\b|it's|x
+y`, `SELECT 'a\\b', 'it\'s', 'x\ny'`, pgx.QueryExecModeSimpleProtocol)
+	})
+	t.Run("multi-statement query is one transaction", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (id INT)")
+		_, err := c.PgConn().Exec(ctxT(t), "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); CREATE INDEX i ON t (id)").ReadAll()
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42601" {
+			t.Fatalf("want syntax error, got %v", err)
+		}
+		wantRows(t, c, "0", "SELECT count(*) FROM t")
+		if _, err := c.PgConn().Exec(ctxT(t), "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		wantRows(t, c, "2", "SELECT count(*) FROM t")
+	})
+	t.Run("concurrent sessions", func(t *testing.T) {
+		db := e.db(t)
+		c := e.connect(t, db)
+		mustExec(t, c, "CREATE TABLE t (id INT, v VARCHAR(20))")
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for i := 0; i < 4; i++ {
+			cc := e.connect(t, db)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; j < 20; j++ {
+					if _, err := cc.Exec(context.Background(), "INSERT INTO t VALUES ($1, $2)", j, "row"); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		wantRows(t, c, "80", "SELECT count(*) FROM t")
+	})
+}
