@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/typemap"
+	"github.com/redms/redms/pkg/verify"
+	"github.com/redms/redms/pkg/workload"
+)
+
+// markerTable gets one row after the workload: once the slot has confirmed
+// past it and the stream is empty, the warehouse has everything before it.
+const markerTable = "redms_demo_marker"
+
+type demoOptions struct {
+	Duration       time.Duration
+	Seed           int64
+	Rate           float64
+	CatchUpTimeout time.Duration
+}
+
+// progress is one reading of the services' metrics.
+type progress struct {
+	Captured, Applied, Backlog, Lag float64
+	Parked                          float64
+	// LagP50, LagP99 of the loaders' per-window lag histogram; ok false
+	// before the first window.
+	LagP50, LagP99 float64
+	LagOK          bool
+}
+
+func (p progress) line() string {
+	return fmt.Sprintf("captured %7.0f  applied %7.0f  backlog %6.0f  lag %5.1fs", p.Captured, p.Applied, p.Backlog, p.Lag)
+}
+
+// readProgress scrapes capture and every loader.
+func (s *stack) readProgress(ctx context.Context, client *http.Client) (progress, error) {
+	var p progress
+	capt, err := scrape(ctx, client, "http://"+s.captureMetrics+"/metrics")
+	if err != nil {
+		return p, err
+	}
+	p.Captured = sum(capt, "redms_capture_changes_published_total")
+	var all []sample
+	for _, addr := range s.loaderMetrics {
+		ls, err := scrape(ctx, client, "http://"+addr+"/metrics")
+		if err != nil {
+			return p, err
+		}
+		all = append(all, ls...)
+	}
+	p.Applied = sum(all, "redms_loader_changes_applied_total")
+	p.Backlog = maxByLabel(all, "redms_loader_backlog_messages", "table")
+	p.Lag = maxOf(all, "redms_loader_lag_seconds")
+	p.Parked = maxOf(all, "redms_loader_parked_tables")
+	p50, ok50 := quantile(all, "redms_loader_apply_lag_seconds", 0.5)
+	p99, ok99 := quantile(all, "redms_loader_apply_lag_seconds", 0.99)
+	p.LagP50, p.LagP99, p.LagOK = p50, p99, ok50 && ok99
+	return p, nil
+}
+
+// ticker prints a progress line every second (rewritten in place on a
+// terminal, a new line every 5 s otherwise) until stop is called.
+type ticker struct {
+	s      *stack
+	out    io.Writer
+	tty    bool
+	phase  string
+	mu     sync.Mutex
+	last   progress
+	done   chan struct{}
+	wg     sync.WaitGroup
+	client *http.Client
+}
+
+func newTicker(ctx context.Context, s *stack, out io.Writer) *ticker {
+	t := &ticker{s: s, out: out, tty: isTerminal(out), done: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Second}}
+	t.wg.Add(1)
+	go t.loop(ctx)
+	return t
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func (t *ticker) setPhase(p string) {
+	t.mu.Lock()
+	t.phase = p
+	t.mu.Unlock()
+}
+
+func (t *ticker) loop(ctx context.Context) {
+	defer t.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	start := time.Now()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.done:
+			return
+		case <-tick.C:
+		}
+		p, err := t.s.readProgress(ctx, t.client)
+		if err != nil {
+			continue
+		}
+		t.mu.Lock()
+		t.last = p
+		phase := t.phase
+		t.mu.Unlock()
+		n++
+		line := fmt.Sprintf("[%3.0fs %-9s] %s", time.Since(start).Seconds(), phase, p.line())
+		if t.tty {
+			fmt.Fprintf(t.out, "\r\033[K%s", line)
+		} else if n%5 == 0 {
+			fmt.Fprintln(t.out, line)
+		}
+	}
+}
+
+func (t *ticker) stop() progress {
+	close(t.done)
+	t.wg.Wait()
+	if t.tty {
+		fmt.Fprintln(t.out)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
+// runDemo starts the stack, drives the workload, waits for catch-up and
+// compares source and warehouse.
+func runDemo(ctx context.Context, opts stackOptions, d demoOptions, out io.Writer) (err error) {
+	s, err := startStack(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			fmt.Fprintf(out, "service logs (kept until exit) in %s/logs\n", s.dir)
+			for _, c := range s.children() {
+				if t := tail(c.logPath, 5); t != "" {
+					fmt.Fprintf(out, "--- last lines of %s:\n%s\n", c.name, t)
+				}
+			}
+		}
+		err = errors.Join(err, s.close(context.Background()))
+	}()
+	source, err := pgxpool.New(ctx, s.pg.URL(sourceDB))
+	if err != nil {
+		return fmt.Errorf("connect to source: %w", err)
+	}
+	defer source.Close()
+	target, err := pgxpool.New(ctx, s.warehouseDBURL)
+	if err != nil {
+		return fmt.Errorf("connect to warehouse: %w", err)
+	}
+	defer target.Close()
+	nc, err := nats.Connect(s.nats.URL())
+	if err != nil {
+		return fmt.Errorf("connect to nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	fmt.Fprintf(out, "redms demo: seed %d, %s of workload at %.0f tx/s, %d loaders, %s warehouse\n",
+		d.Seed, d.Duration, d.Rate, len(s.loaders), opts.Warehouse)
+	if _, err := source.Exec(ctx, "CREATE TABLE "+markerTable+" (id integer PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		return fmt.Errorf("create marker table: %w", err)
+	}
+	gen := workload.New(d.Seed, workload.Config{Rate: d.Rate, Logger: opts.Log})
+	if err := gen.Setup(ctx, source); err != nil {
+		return fmt.Errorf("set up workload: %w", err)
+	}
+	tick := newTicker(ctx, s, out)
+	tick.setPhase("workload")
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	watchErr := make(chan error, 1)
+	go func() {
+		err := s.watch(runCtx)
+		if err != nil {
+			cancelRun()
+		}
+		watchErr <- err
+	}()
+	stats, runErr := gen.Run(runCtx, source, d.Duration)
+	if runErr == nil {
+		tick.setPhase("catch-up")
+		runErr = s.catchUp(runCtx, source, js, d.CatchUpTimeout)
+	}
+	last := tick.stop()
+	cancelRun()
+	if err := <-watchErr; err != nil {
+		return err
+	}
+	if runErr != nil {
+		if last.Parked > 0 {
+			runErr = fmt.Errorf("%w (%0.f tables parked: see the loader logs)", runErr, last.Parked)
+		}
+		return runErr
+	}
+	// One last reading after catch-up, for the summary.
+	if p, err := s.readProgress(ctx, &http.Client{Timeout: 2 * time.Second}); err == nil {
+		last = p
+	}
+
+	dialect := typemap.Postgres
+	if opts.Warehouse == "redshift" {
+		dialect = typemap.Redshift
+	}
+	report, err := verify.Compare(ctx, source, target, verify.Options{Dialect: dialect})
+	if err != nil {
+		return fmt.Errorf("compare source and warehouse: %w", err)
+	}
+	printSummary(out, report, stats, last)
+	if !report.OK() {
+		return fmt.Errorf("source and warehouse differ in %d rows", len(report.Diffs))
+	}
+	return nil
+}
+
+// catchUp writes the marker row and waits until capture has it confirmed
+// on the slot and the loaders have acked every message of the stream.
+func (s *stack) catchUp(ctx context.Context, source *pgxpool.Pool, js jetstream.JetStream, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tx, err := source.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("write marker: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var lsn string
+	if _, err := tx.Exec(ctx, "INSERT INTO "+markerTable+" (id) VALUES (1)"); err != nil {
+		return fmt.Errorf("write marker: %w", err)
+	}
+	if err := tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+		return fmt.Errorf("write marker: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("write marker: %w", err)
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	captured := false
+	for {
+		if !captured {
+			err := source.QueryRow(ctx,
+				"SELECT coalesce(confirmed_flush_lsn > $1::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = $2",
+				lsn, slotName).Scan(&captured)
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("read slot position: %w", err)
+			}
+		}
+		if captured {
+			st, err := js.Stream(ctx, streamName)
+			if err == nil {
+				info, err := st.Info(ctx)
+				if err == nil && info.State.Msgs == 0 {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if captured {
+				return fmt.Errorf("catch up: the loaders did not drain stream %s within %s", streamName, timeout)
+			}
+			return fmt.Errorf("catch up: capture did not confirm the marker (LSN %s) within %s", lsn, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+func printSummary(out io.Writer, r verify.Report, stats workload.Stats, p progress) {
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "table\tsource rows\twarehouse rows\tmissing\textra\tchanged\tresult\t")
+	rows := 0
+	for _, t := range r.Tables {
+		result := "ok"
+		if t.TargetMissing {
+			result = "NO TABLE"
+		} else if t.Missing+t.Extra+t.Changed > 0 {
+			result = "DIFFERS"
+		}
+		rows += t.Rows
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", t.Table, t.Rows, t.TargetRows, t.Missing, t.Extra, t.Changed, result)
+	}
+	tw.Flush()
+	for _, d := range r.Diffs {
+		fmt.Fprintln(out, "  ", d)
+	}
+	lag := "n/a"
+	if p.LagOK {
+		lag = fmt.Sprintf("p50 %.2fs  p99 %.2fs", p.LagP50, p.LagP99)
+	}
+	result := "MATCH"
+	if !r.OK() {
+		result = "MISMATCH"
+	}
+	fmt.Fprintf(out, "\n%-10s %d\n%-10s %d\n%-10s %d transactions\n%-10s %.0f captured, %.0f applied\n%-10s %s (source commit → warehouse commit, per window)\n%-10s %s\n",
+		"tables", len(r.Tables), "rows", rows, "workload", stats.Transactions, "changes", p.Captured, p.Applied, "lag", lag, "result", result)
+}
