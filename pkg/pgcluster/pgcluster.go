@@ -15,6 +15,11 @@
 // cluster's directory is created under the system temp dir and chowned to that
 // user.
 //
+// The server runs as a child of the calling process with a parent-death
+// signal (Linux), so it dies with its parent. A Fast stop also terminates
+// walsenders, which would otherwise hold the shutdown until a replication
+// client confirms everything sent or wal_sender_timeout (60s) passes.
+//
 // The package imports no testing code; pkg/testenv wraps it for tests and
 // redms-devstack uses it directly.
 package pgcluster
@@ -430,10 +435,13 @@ func (c *Cluster) Stop(ctx context.Context, mode StopMode) error {
 	if err := syscall.Kill(p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("stop postgres (%s): signal %d: %w", mode, p.pid, err)
 	}
-	select {
-	case <-p.exited:
+	// In a fast shutdown each logical walsender waits for its client to
+	// confirm everything sent, up to wal_sender_timeout (60s): a client that
+	// holds back confirmation (capture while NATS is down) would stall the
+	// stop. Terminate them, as an operator would; the slot keeps its
+	// confirmed position. New connections are refused by now.
+	if waitExited(ctx, p, sig == syscall.SIGINT) {
 		return nil
-	case <-ctx.Done():
 	}
 	_ = syscall.Kill(p.pid, syscall.SIGKILL)
 	<-p.exited
@@ -532,6 +540,44 @@ func (c *Cluster) logTail() string {
 		b = b[len(b)-max:]
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// waitExited waits until p exits (true) or ctx ends (false), terminating
+// walsenders every 50ms when terminateSenders is set.
+func waitExited(ctx context.Context, p *postmaster, terminateSenders bool) bool {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.exited:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+			if terminateSenders {
+				terminateWalSenders(p.pid)
+			}
+		}
+	}
+}
+
+// terminateWalSenders sends SIGTERM to every walsender child of the
+// postmaster pid, found by its process title in /proc (Linux).
+func terminateWalSenders(pid int) {
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(children)) {
+		child, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		title, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
+		if err == nil && bytes.HasPrefix(title, []byte("postgres: walsender")) {
+			_ = syscall.Kill(child, syscall.SIGTERM)
+		}
+	}
 }
 
 // freePort asks the kernel for a free TCP port on 127.0.0.1.

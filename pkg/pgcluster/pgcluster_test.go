@@ -51,7 +51,7 @@ func queryString(t *testing.T, url, sql string) string {
 
 // slotChanges waits until the slot has a change containing want (commits
 // reach decoding when the WAL writer flushes them) and returns all changes.
-func slotChanges(t *testing.T, url, want string) string {
+func slotChanges(t *testing.T, url, slot, want string) string {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -61,7 +61,7 @@ func slotChanges(t *testing.T, url, want string) string {
 	defer conn.Close(ctx)
 	var changes string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(data, E'\n'), '') FROM pg_logical_slot_peek_changes('s1', NULL, NULL)`).Scan(&changes); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(data, E'\n'), '') FROM pg_logical_slot_peek_changes($1, NULL, NULL)`, slot).Scan(&changes); err != nil {
 			t.Fatalf("peek slot: %v", err)
 		}
 		if strings.Contains(changes, want) {
@@ -98,7 +98,7 @@ func TestClusterLogicalDecodingAndRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	slotChanges(t, url, `table public.items: INSERT: id[integer]:1 name[text]:'one'`)
+	slotChanges(t, url, "s1", `table public.items: INSERT: id[integer]:1 name[text]:'one'`)
 
 	port := c.Port()
 	for _, mode := range []StopMode{Fast, Immediate} {
@@ -118,7 +118,7 @@ func TestClusterLogicalDecodingAndRestart(t *testing.T) {
 			t.Fatalf("port changed across restart: %d → %d", port, c.Port())
 		}
 		// The slot and its pending change survive the restart.
-		slotChanges(t, url, "INSERT: id[integer]:1")
+		slotChanges(t, url, "s1", "INSERT: id[integer]:1")
 	}
 	if err := c.Start(ctx); err == nil {
 		t.Fatal("Start on a running cluster succeeded")
