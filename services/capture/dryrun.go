@@ -2,21 +2,25 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/redms/redms/pkg/redmsv1"
 	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/pkg/testdecoding"
 	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/capture/internal/publish"
 )
 
-// dryRun writes one JSON object per change instead of publishing.
+// dryRun writes one JSON object per change (protojson of redmsv1.Change)
+// instead of publishing: exactly the messages capture would publish, decoded
+// back from their subject, headers and body.
 type dryRun struct {
 	w *bufio.Writer
 }
@@ -30,7 +34,7 @@ func (d *dryRun) Run(ctx context.Context, in <-chan publish.Batch) error {
 		select {
 		case b, ok := <-in:
 			if !ok {
-				return d.w.Flush()
+				return d.flush()
 			}
 			for _, m := range b.Messages {
 				line, err := changeJSON(m)
@@ -40,8 +44,8 @@ func (d *dryRun) Run(ctx context.Context, in <-chan publish.Batch) error {
 				d.w.Write(line)
 				d.w.WriteByte('\n')
 			}
-			if err := d.w.Flush(); err != nil {
-				return fmt.Errorf("write dry-run output: %w", err)
+			if err := d.flush(); err != nil {
+				return err
 			}
 		case <-ctx.Done():
 			return ctx.Err()
@@ -49,32 +53,23 @@ func (d *dryRun) Run(ctx context.Context, in <-chan publish.Batch) error {
 	}
 }
 
-type jsonColumn struct {
-	Name           string `json:"name"`
-	Type           string `json:"type"`
-	Value          string `json:"value,omitempty"`
-	Null           bool   `json:"null,omitempty"`
-	UnchangedToast bool   `json:"unchanged_toast,omitempty"`
+func (d *dryRun) flush() error {
+	if err := d.w.Flush(); err != nil {
+		return fmt.Errorf("write dry-run output: %w", err)
+	}
+	return nil
 }
 
-type jsonChange struct {
-	Table      jsonTable    `json:"table"`
-	Op         string       `json:"op"`
-	Columns    []jsonColumn `json:"columns,omitempty"`
-	OldKey     []jsonColumn `json:"old_key,omitempty"`
-	Lsn        string       `json:"lsn"`
-	Xid        string       `json:"xid,omitempty"`
-	KeyColumns []string     `json:"key_columns"`
+var ops = map[testdecoding.Kind]redmsv1.Op{
+	testdecoding.KindInsert:   redmsv1.Op_OP_INSERT,
+	testdecoding.KindUpdate:   redmsv1.Op_OP_UPDATE,
+	testdecoding.KindDelete:   redmsv1.Op_OP_DELETE,
+	testdecoding.KindTruncate: redmsv1.Op_OP_TRUNCATE,
+	testdecoding.KindMessage:  redmsv1.Op_OP_MESSAGE,
 }
 
-type jsonTable struct {
-	Db     string `json:"db"`
-	Schema string `json:"schema"`
-	Name   string `json:"name"`
-}
-
-// changeJSON renders a message as the change it carries.
-func changeJSON(m *nats.Msg) ([]byte, error) {
+// toChange decodes a message into the change it carries.
+func toChange(m *nats.Msg) (*redmsv1.Change, error) {
 	rec, err := testdecoding.Parse(m.Data)
 	if err != nil {
 		return nil, fmt.Errorf("re-parse %s: %w", m.Header.Get(walheader.MsgID), err)
@@ -83,29 +78,56 @@ func changeJSON(m *nats.Msg) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dry-run: %w", err)
 	}
-	var keys []string
-	if err := json.Unmarshal([]byte(m.Header.Get(walheader.Keys)), &keys); err != nil {
-		return nil, fmt.Errorf("decode keys header: %w", err)
+	meta, err := walheader.Parse(m.Header)
+	if err != nil {
+		return nil, fmt.Errorf("dry-run: %w", err)
 	}
-	c := jsonChange{
-		Table:      jsonTable{Db: t.DB, Schema: t.Schema, Name: t.Name},
-		Op:         strings.ToLower(rec.Kind.String()),
-		Columns:    columns(rec.Columns),
-		OldKey:     columns(rec.OldKey),
-		Lsn:        m.Header.Get(walheader.LSN),
-		Xid:        m.Header.Get(walheader.Xid),
-		KeyColumns: keys,
+	c := &redmsv1.Change{
+		Database:    t.DB,
+		Schema:      t.Schema,
+		Table:       t.Name,
+		Op:          ops[rec.Kind],
+		Columns:     columns(rec.Columns),
+		OldKey:      columns(rec.OldKey),
+		Lsn:         meta.LSN,
+		Xid:         meta.Xid,
+		KeyColumns:  meta.Keys,
+		Leaf:        meta.Leaf,
+		NoTupleData: rec.NoTupleData,
 	}
-	return json.Marshal(c)
+	if !meta.CommitTime.IsZero() {
+		c.CommitTime = meta.CommitTime.Format(walheader.TimeLayout)
+	}
+	for _, tt := range rec.Tables {
+		c.TruncateTables = append(c.TruncateTables, tt.String())
+	}
+	return c, nil
 }
 
-func columns(cols []testdecoding.Column) []jsonColumn {
-	out := make([]jsonColumn, 0, len(cols))
-	for _, c := range cols {
-		out = append(out, jsonColumn{Name: c.Name, Type: c.Type, Value: c.Value, Null: c.Null, UnchangedToast: c.Unchanged})
+var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}
+
+// changeJSON renders a message as one line of JSON. protojson's spacing is
+// deliberately unstable; it is compacted so that the output is byte-stable.
+func changeJSON(m *nats.Msg) ([]byte, error) {
+	c, err := toChange(m)
+	if err != nil {
+		return nil, err
 	}
-	if len(out) == 0 {
-		return nil
+	b, err := jsonOpts.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode change %s: %w", c.Lsn, err)
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return nil, fmt.Errorf("compact change %s: %w", c.Lsn, err)
+	}
+	return out.Bytes(), nil
+}
+
+func columns(cols []testdecoding.Column) []*redmsv1.Column {
+	var out []*redmsv1.Column
+	for _, c := range cols {
+		out = append(out, &redmsv1.Column{Name: c.Name, Type: c.Type, Value: c.Value, Null: c.Null, UnchangedToast: c.Unchanged})
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,8 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/redms/redms/pkg/walheader"
 )
 
 // captureBin is the redms-capture binary built once for the tests.
@@ -294,16 +291,6 @@ func readStream(t testing.TB, js jetstream.JetStream, name string) []streamMsg {
 		}
 	}
 	return out
-}
-
-// keysOf decodes a message's Redms-Keys header.
-func keysOf(t testing.TB, h nats.Header) []string {
-	t.Helper()
-	var keys []string
-	if err := json.Unmarshal([]byte(h.Get(walheader.Keys)), &keys); err != nil {
-		t.Fatalf("keys header %q: %v", h.Get(walheader.Keys), err)
-	}
-	return keys
 }
 
 func hasLine(s, sub string) bool { return strings.Contains(s, sub) }

@@ -13,10 +13,8 @@ import (
 	"net/http"
 	_ "net/http/pprof" // served only on REDMS_PPROF_ADDR
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -24,11 +22,9 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/redms/redms/pkg/service"
 	"github.com/redms/redms/pkg/testdecoding"
 	"github.com/redms/redms/services/capture/internal/catalog"
 	"github.com/redms/redms/services/capture/internal/change"
@@ -63,12 +59,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "redms-capture: invalid configuration:", err)
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+	log, err := service.NewLogger(stderr, cfg.LogLevel)
+	if err != nil {
 		fmt.Fprintln(stderr, "redms-capture: REDMS_LOG_LEVEL:", err)
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("service", "redms-capture")
+	log = log.With("service", "redms-capture")
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -84,11 +80,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := service.SignalContext(context.Background())
 	defer stop()
 
 	app := &app{cfg: cfg, log: log, dry: *dry, stdout: stdout, stderr: stderr}
-	err := app.run(ctx, *useStdin, stdin)
+	err = app.run(ctx, *useStdin, stdin)
 	switch {
 	case errors.Is(err, errBadInput):
 		log.Error("finished with errors", "err", err)
@@ -107,8 +103,21 @@ type app struct {
 	dry            bool
 	stdout, stderr io.Writer
 	m              *metrics
+	health         service.Health
 	srcReady       atomic.Bool
 	nc             *nats.Conn
+}
+
+// updateReady sets /readyz: the slot (or stdin) is being read and, unless
+// this is a dry run, NATS is connected.
+func (a *app) updateReady() {
+	ready := a.srcReady.Load() && (a.dry || (a.nc != nil && a.nc.IsConnected()))
+	a.health.SetReady(ready)
+	if ready {
+		a.m.ready.Set(1)
+	} else {
+		a.m.ready.Set(0)
+	}
 }
 
 // sink consumes batches: the JetStream publisher or the dry-run writer.
@@ -122,16 +131,17 @@ var (
 )
 
 func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.NewRegistry()
 	a.m = newMetrics(reg)
 
 	g, gctx := errgroup.WithContext(ctx)
 	if a.cfg.MetricsAddr != "" {
-		g.Go(func() error { return a.serveHTTP(gctx, a.cfg.MetricsAddr, a.handler(reg)) })
+		srv := service.NewServer(a.cfg.MetricsAddr, reg, &a.health)
+		g.Go(func() error { return service.Serve(gctx, srv, 5*time.Second) })
 	}
 	if a.cfg.PprofAddr != "" {
-		g.Go(func() error { return a.serveHTTP(gctx, a.cfg.PprofAddr, http.DefaultServeMux) })
+		srv := &http.Server{Addr: a.cfg.PprofAddr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error { return service.Serve(gctx, srv, 5*time.Second) })
 	}
 
 	keys, _ := catalog.ParseTableKeys(a.cfg.TableKeys) // validated
@@ -153,6 +163,7 @@ func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
 		}
 		builder.Resolver = catalog.Static{Keys: keys}
 		a.srcReady.Store(true)
+		a.updateReady()
 	} else {
 		var err error
 		pool, err = pgxpool.New(ctx, a.cfg.SourceURL)
@@ -233,7 +244,10 @@ func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
 	src := source.New(source.Config{URL: a.cfg.SourceURL, Slot: a.cfg.Slot, ConfirmEvery: a.cfg.ConfirmEvery, DryRun: a.dry},
 		a.log, builder, acked, source.Metrics{
 			Confirmed: func(l uint64) { a.m.confirmed.Set(float64(l)) },
-			Ready:     a.srcReady.Store,
+			Ready: func(r bool) {
+				a.srcReady.Store(r)
+				a.updateReady()
+			},
 		})
 	g.Go(func() error { return src.Run(gctx, batches, drained) })
 	g.Go(func() error { return a.pollSlotLag(gctx, pool) })
@@ -296,13 +310,21 @@ func (a *app) connectNATS(ctx context.Context) (jetstream.JetStream, error) {
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
+		nats.ConnectHandler(func(*nats.Conn) { a.updateReady() }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			a.log.Warn("nats disconnected", "err", err)
+			a.updateReady()
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			a.log.Info("nats reconnected", "url", c.ConnectedUrl())
+			a.updateReady()
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
 	a.nc = nc
+	a.updateReady()
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncTimeout(a.cfg.AckTimeout),
 		jetstream.WithPublishAsyncMaxPending(a.cfg.MaxInflight+16))
@@ -378,32 +400,3 @@ func (a *app) pollSlotLag(ctx context.Context, pool *pgxpool.Pool) error {
 
 // SlotLagSQL is the slot's lag in bytes; $1 slot name.
 const SlotLagSQL = `SELECT COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots WHERE slot_name = $1`
-
-func (a *app) handler(reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ready := a.srcReady.Load() && (a.dry || (a.nc != nil && a.nc.IsConnected()))
-		if !ready {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
-	return mux
-}
-
-func (a *app) serveHTTP(ctx context.Context, addr string, h http.Handler) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", addr, err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
-}

@@ -77,13 +77,11 @@ func TestRecordRecvlogical(t *testing.T) {
 }
 
 type dryChange struct {
-	Table struct {
-		DB     string `json:"db"`
-		Schema string `json:"schema"`
-		Name   string `json:"name"`
-	} `json:"table"`
-	Op      string `json:"op"`
-	Columns []struct {
+	Database string `json:"database"`
+	Schema   string `json:"schema"`
+	Table    string `json:"table"`
+	Op       string `json:"op"`
+	Columns  []struct {
 		Name           string `json:"name"`
 		Type           string `json:"type"`
 		Value          string `json:"value"`
@@ -93,6 +91,7 @@ type dryChange struct {
 	OldKey     []json.RawMessage `json:"old_key"`
 	Lsn        string            `json:"lsn"`
 	Xid        string            `json:"xid"`
+	CommitTime string            `json:"commit_time"`
 	KeyColumns []string          `json:"key_columns"`
 }
 
@@ -180,25 +179,25 @@ func TestStdinDryRun(t *testing.T) {
 		}
 		last = lsn
 		ops[c.Op]++
-		if c.Table.DB != "stdin" || c.Table.Schema != "public" || c.Xid == "" {
-			t.Errorf("line %d: table %+v xid %q", i, c.Table, c.Xid)
+		if c.Database != "stdin" || c.Schema != "public" || c.Xid == "" || c.CommitTime == "" {
+			t.Errorf("line %d: %s.%s.%s xid %q commit time %q", i, c.Database, c.Schema, c.Table, c.Xid, c.CommitTime)
 		}
 		wantKeys := []string{"id"}
-		if c.Table.Name == "lines" {
+		if c.Table == "lines" {
 			wantKeys = []string{"order_id", "line"}
 		}
 		if strings.Join(c.KeyColumns, ",") != strings.Join(wantKeys, ",") {
-			t.Errorf("line %d (%s): keys %v, want %v", i, c.Table.Name, c.KeyColumns, wantKeys)
+			t.Errorf("line %d (%s): keys %v, want %v", i, c.Table, c.KeyColumns, wantKeys)
 		}
 	}
-	for _, op := range []string{"insert", "update", "delete", "truncate"} {
+	for _, op := range []string{"OP_INSERT", "OP_UPDATE", "OP_DELETE", "OP_TRUNCATE"} {
 		if ops[op] == 0 {
 			t.Errorf("no %s in output: %v", op, ops)
 		}
 	}
 	// The first change is the first INSERT: input record 4 (after the DDL
 	// transaction and a BEGIN).
-	if cs[0].Lsn != "0/4" || cs[0].Op != "insert" || cs[0].Table.Name != "orders" {
+	if cs[0].Lsn != "0/4" || cs[0].Op != "OP_INSERT" || cs[0].Table != "orders" {
 		t.Errorf("first change %+v, want insert into orders at 0/4", cs[0])
 	}
 	var toast bool

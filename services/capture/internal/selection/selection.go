@@ -58,26 +58,21 @@ func (p Pattern) String() string { return p.schema + "." + p.table }
 
 // glob matches s against pattern where `*` matches any run of bytes.
 func glob(pattern, s string) bool {
-	for {
-		star := strings.IndexByte(pattern, '*')
-		if star < 0 {
-			return pattern == s
-		}
-		if !strings.HasPrefix(s, pattern[:star]) {
-			return false
-		}
-		s, pattern = s[star:], pattern[star+1:]
-		if pattern == "" {
-			return true
-		}
-		// Try every position for the rest; patterns are short.
-		for i := 0; i <= len(s); i++ {
-			if glob(pattern, s[i:]) {
-				return true
-			}
-		}
+	star := strings.IndexByte(pattern, '*')
+	if star < 0 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, pattern[:star]) {
 		return false
 	}
+	s, rest := s[star:], pattern[star+1:]
+	// Try every position for the rest; patterns are short.
+	for i := 0; i <= len(s); i++ {
+		if glob(rest, s[i:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // Filter selects tables: a table is selected when it matches an include
