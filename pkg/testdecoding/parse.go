@@ -437,13 +437,16 @@ func (p *parser) qualifiedName() (Table, error) {
 	return Table{Schema: schema, Name: name}, nil
 }
 
-// bareIdentByte reports whether c may appear in an unquoted identifier.
+// bareIdent marks the bytes that may appear in an unquoted identifier.
 // quote_identifier leaves only [a-z0-9_] bare; upper case, $ and non-ASCII
 // bytes are accepted too so that hand-written input parses.
-func bareIdentByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' ||
-		c >= 'A' && c <= 'Z' || c == '$' || c >= 0x80
-}
+var bareIdent = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' ||
+			c >= 'A' && c <= 'Z' || c == '$' || c >= 0x80
+	}
+	return t
+}()
 
 // ident parses a bare or double-quoted identifier.
 func (p *parser) ident() (string, error) {
@@ -453,7 +456,7 @@ func (p *parser) ident() (string, error) {
 		return p.quoted('"', "unterminated quoted identifier")
 	}
 	i := start
-	for i < len(s) && bareIdentByte(s[i]) {
+	for i < len(s) && bareIdent[s[i]] {
 		i++
 	}
 	if i == start {
@@ -515,22 +518,28 @@ func (p *parser) columns(dst []Column, inOldKey bool) ([]Column, error) {
 			return dst, p.fail(p.pos, "expected space before column")
 		}
 		p.pos++
-		var c Column
+		// Fill the column in place: reused slices keep their arrays.
+		n := len(dst)
+		if n < cap(dst) {
+			dst = dst[:n+1]
+		} else {
+			dst = append(dst, Column{})
+		}
+		c := &dst[n]
 		var err error
 		if c.Name, err = p.ident(); err != nil {
-			return dst, err
+			return dst[:n], err
 		}
 		if p.pos >= len(s) || s[p.pos] != '[' {
-			return dst, p.fail(p.pos, `expected "[" after column name`)
+			return dst[:n], p.fail(p.pos, `expected "[" after column name`)
 		}
 		p.pos++
 		if c.Type, err = p.typeName(); err != nil {
-			return dst, err
+			return dst[:n], err
 		}
-		if err = p.value(&c); err != nil {
-			return dst, err
+		if err = p.value(c); err != nil {
+			return dst[:n], err
 		}
-		dst = append(dst, c)
 	}
 	if inOldKey {
 		return dst, p.fail(p.pos, `expected " new-tuple:"`)
@@ -539,23 +548,28 @@ func (p *parser) columns(dst []Column, inOldKey bool) ([]Column, error) {
 }
 
 // typeName returns the text up to the first "]:" outside double quotes and
-// moves past the "]:".
+// moves past the "]:". format_type never prints a single quote or a newline
+// outside double quotes; they are rejected so that a Reader, which tracks
+// quotes to find where a record ends, agrees with the parser.
 func (p *parser) typeName() (string, error) {
 	s := p.s
 	start := p.pos
-	i := start
-	for {
-		k := strings.IndexByte(s[i:], ']')
-		if k < 0 {
-			return "", p.fail(start, `unterminated column type: no "]:"`)
-		}
-		// A '"' before the ']' means a quoted name: walk it the slow way.
-		if q := strings.IndexByte(s[i:i+k], '"'); q >= 0 {
-			j := i + q + 1
+	for i := start; i < len(s); i++ {
+		switch s[i] {
+		case ']':
+			if i+1 < len(s) && s[i+1] == ':' {
+				if i == start {
+					return "", p.fail(start, "empty column type")
+				}
+				p.pos = i + 2
+				return s[start:i], nil
+			}
+		case '"':
+			j := i + 1
 			for {
 				e := strings.IndexByte(s[j:], '"')
 				if e < 0 {
-					return "", p.fail(i+q, "unterminated quoted name in column type")
+					return "", p.fail(i, "unterminated quoted name in column type")
 				}
 				j += e + 1
 				if j < len(s) && s[j] == '"' {
@@ -564,26 +578,21 @@ func (p *parser) typeName() (string, error) {
 				}
 				break
 			}
-			i = j
-			continue
+			i = j - 1
+		case '\'', '\n':
+			return "", p.fail(i, "unexpected quote or newline in column type")
 		}
-		i += k
-		if i+1 < len(s) && s[i+1] == ':' {
-			if i == start {
-				return "", p.fail(start, "empty column type")
-			}
-			p.pos = i + 2
-			return s[start:i], nil
-		}
-		i++
 	}
+	return "", p.fail(start, `unterminated column type: no "]:"`)
 }
 
 // value parses a column value: null, unchanged-toast-datum, a quoted literal
-// or a bare literal running to the next space.
+// or a bare literal running to the next space. It sets every value field of
+// c, which may hold an earlier record's column.
 func (p *parser) value(c *Column) error {
 	s := p.s
 	start := p.pos
+	c.Value, c.Null, c.Unchanged, c.Quoted = "", false, false, false
 	if start < len(s) && s[start] == '\'' {
 		v, err := p.quoted('\'', "unterminated quoted literal")
 		if err != nil {
@@ -595,9 +604,24 @@ func (p *parser) value(c *Column) error {
 		c.Value, c.Quoted = v, true
 		return nil
 	}
-	end := len(s)
-	if k := strings.IndexByte(s[start:], ' '); k >= 0 {
-		end = start + k
+	// A bare literal runs to the next space. Postgres prints only numbers,
+	// booleans and B'...' bit strings bare, so quotes must pair up and
+	// newlines cannot occur (a Reader relies on both).
+	end := start
+	squotes := 0
+loop:
+	for ; end < len(s); end++ {
+		switch s[end] {
+		case ' ':
+			break loop
+		case '\'':
+			squotes++
+		case '"', '\n':
+			return p.fail(end, "unexpected quote or newline in bare literal")
+		}
+	}
+	if squotes%2 != 0 {
+		return p.fail(start, "unterminated quote in bare literal")
 	}
 	v := s[start:end]
 	switch v {

@@ -35,6 +35,7 @@ type Reader struct {
 	line       int // line number of buf[start]
 	lastLine   int
 	max        int
+	scratch    Record // Next parses into it
 }
 
 // NewReader returns a Reader reading from r.
@@ -61,13 +62,44 @@ func (r *Reader) Line() int { return r.lastLine }
 // Line is set) and its raw text; Next can then be called again. Other errors
 // are the underlying reader's.
 func (r *Reader) Next() (Record, []byte, error) {
-	var rec Record
-	raw, err := r.NextInto(&rec)
+	// Parse into a scratch record, then copy its slices out exactly sized:
+	// one allocation each instead of append's doublings.
+	raw, err := r.NextInto(&r.scratch)
+	rec := r.scratch
+	rec.Columns = cloneSlice(rec.Columns)
+	rec.OldKey = cloneSlice(rec.OldKey)
+	rec.Tables = cloneSlice(rec.Tables)
 	return rec, raw, err
+}
+
+// cloneSlice copies s into a new array, or returns nil when s is empty.
+func cloneSlice[E any](s []E) []E {
+	if len(s) == 0 {
+		return nil
+	}
+	return append(make([]E, 0, len(s)), s...)
 }
 
 // NextInto is Next into rec, reusing rec's slices (see ParseInto).
 func (r *Reader) NextInto(rec *Record) ([]byte, error) {
+	// Fast path: almost every record is one line. A line that parses is a
+	// record: every record the parser accepts has its quotes paired, so the
+	// quote-tracking scan below would end it at the same newline.
+	for r.start < r.end {
+		b := r.buf[r.start:r.end]
+		k := bytes.IndexByte(b, '\n')
+		if k < 0 || hasPrefix(b, "message:") {
+			break
+		}
+		if k == 0 {
+			r.consume(0) // a blank line
+			continue
+		}
+		if ParseInto(b[:k], rec) == nil {
+			return r.consume(k), nil
+		}
+		break
+	}
 	raw, err := r.nextRaw()
 	if err != nil {
 		return nil, err
