@@ -145,6 +145,12 @@ func columnType(typname, nsp, base string, typmod int) translate.Type {
 	return translate.Type{}
 }
 
+// storable makes s valid UTF-8 without NUL bytes, as a Postgres text
+// column needs; the invalid bytes become '?'.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "?"), "\x00", "?")
+}
+
 // recordLoadErrors appends rows to stl_load_errors with the emulator's own
 // connection, so they survive the client's rollback.
 func (srv *Server) recordLoadErrors(ctx context.Context, db string, session int, tbl uint32, errs []s3copy.LoadError) error {
@@ -159,8 +165,8 @@ func (srv *Server) recordLoadErrors(ctx context.Context, db string, session int,
 	now := time.Now().UTC()
 	rows := make([][]any, len(errs))
 	for i, e := range errs {
-		rows[i] = []any{int32(100), int32(0), int32(tbl), now, int32(session), int32(query), e.File, int64(e.Line),
-			e.Column, e.Type, e.ColLength, int32(e.Position), e.RawLine, e.RawValue, int32(e.Code), e.Reason}
+		rows[i] = []any{int32(100), int32(0), int32(tbl), now, int32(session), int32(query), storable(e.File), int64(e.Line),
+			e.Column, e.Type, e.ColLength, int32(e.Position), storable(e.RawLine), storable(e.RawValue), int32(e.Code), storable(e.Reason)}
 	}
 	_, err = p.CopyFrom(ctx, pgx.Identifier{"rsemu", "stl_load_errors"},
 		[]string{"userid", "slice", "tbl", "starttime", "session", "query", "filename", "line_number", "colname", "type",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -192,8 +193,23 @@ func (s *session) handle(ctx context.Context, msg pgproto3.FrontendMessage) erro
 		s.sendBackendError(&be.resp)
 		s.skipToSync = true
 		return nil
+	case err != nil && !isConnError(err):
+		s.log.Error("statement failed in the emulator", "err", err)
+		s.sendError(&rserr.Error{Code: rserr.InternalError, Message: err.Error()})
+		s.skipToSync = true
+		if s.txStatus == 'E' {
+			return nil
+		}
+		return s.poison()
 	}
 	return err
+}
+
+// isConnError reports an error of the client or backend connection: the
+// session cannot go on.
+func isConnError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // sendError sends an emulator error to the client.
@@ -249,8 +265,17 @@ func (s *session) handleQuery(ctx context.Context, sql string) error {
 			return s.finishQuery(implicit, true)
 		case errors.Is(err, errAlreadySent):
 			return s.finishQuery(implicit, true)
-		case err != nil:
+		case isConnError(err):
 			return err
+		case err != nil:
+			s.log.Error("statement failed in the emulator", "err", err)
+			s.sendError(&rserr.Error{Code: rserr.InternalError, Message: err.Error()})
+			if s.txStatus != 'E' {
+				if perr := s.poison(); perr != nil {
+					return perr
+				}
+			}
+			return s.finishQuery(implicit, true)
 		}
 	}
 	return s.finishQuery(implicit, false)
