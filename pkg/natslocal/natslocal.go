@@ -31,6 +31,9 @@ type Options struct {
 	StoreDir string
 	// Logger receives the server's log lines. Nil: the server logs nothing.
 	Logger *slog.Logger
+	// MaxPayload is the largest message body the server accepts. Zero: the
+	// server's default (1 MiB), as a production server without tuning.
+	MaxPayload int32
 }
 
 // Server is an embedded nats-server with JetStream.
@@ -79,6 +82,7 @@ func (s *Server) start(ctx context.Context) error {
 		StoreDir:   s.opts.StoreDir,
 		NoLog:      true,
 		NoSigs:     true,
+		MaxPayload: s.opts.MaxPayload,
 	})
 	if err != nil {
 		return fmt.Errorf("configure nats server: %w", err)

@@ -123,3 +123,27 @@ func TestStartOnChosenPortAndStore(t *testing.T) {
 		t.Fatalf("Remove deleted a store dir it did not create: %v", err)
 	}
 }
+
+func TestMaxPayload(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		max  int32
+		want int64
+	}{{0, 1 << 20}, {4 << 20, 4 << 20}} {
+		s, err := Start(ctx, Options{MaxPayload: tc.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(s.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := nc.MaxPayload(); got != tc.want {
+			t.Errorf("MaxPayload %d: server announces %d, want %d", tc.max, got, tc.want)
+		}
+		nc.Close()
+		if err := s.Remove(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

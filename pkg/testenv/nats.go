@@ -25,9 +25,16 @@ type NATS struct {
 // StartNATS starts a server and removes it and its store when the test ends.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
+	return StartNATSWith(t, natslocal.Options{})
+}
+
+// StartNATSWith is StartNATS with options (a Port or StoreDir given here is
+// the caller's to choose and, for StoreDir, to remove).
+func StartNATSWith(t testing.TB, opts natslocal.Options) *NATS {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), natsTimeout)
 	defer cancel()
-	s, err := natslocal.Start(ctx, natslocal.Options{})
+	s, err := natslocal.Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("start embedded nats: %v", err)
 	}
