@@ -227,6 +227,11 @@ loop:
 			t.Errorf("required event did not happen: capture was not restarted on the spare slot")
 		}
 	}
+	// A clean shutdown must end each process well within its timeout.
+	for _, p := range s.procs() {
+		p.stop(t)
+		t.Logf("%s exited with code %d after SIGTERM", p.name, p.lastExitCode())
+	}
 	for _, p := range s.procs() {
 		for _, e := range p.unexpected() {
 			t.Errorf("service crash: %s\n%s", e, p.tail(20))

@@ -167,6 +167,12 @@ func (p *proc) waitExit(ctx context.Context) (int, error) {
 	}
 }
 
+func (p *proc) lastExitCode() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitCode
+}
+
 // unexpected returns the exits the test did not cause.
 func (p *proc) unexpected() []string {
 	p.mu.Lock()
