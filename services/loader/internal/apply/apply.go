@@ -190,7 +190,15 @@ func (a *Applier) Apply(ctx context.Context, w Window) (Result, error) {
 	if err != nil {
 		return x.res, fmt.Errorf("introspect %s: %w", x.target, err)
 	}
-	p, err := x.plan(folded, cur)
+	schemaExists := true
+	if cur == nil {
+		n, err := readSeq(ctx, conn.Conn(), warehouse.SchemaExists(a.cfg.Dialect, x.tgt.Schema))
+		if err != nil {
+			return x.res, fmt.Errorf("look up schema of %s: %w", x.target, err)
+		}
+		schemaExists = n > 0
+	}
+	p, err := x.plan(folded, cur, schemaExists)
 	if err != nil {
 		return x.res, err
 	}
@@ -309,9 +317,25 @@ func (a *Applier) ensureState(ctx context.Context, conn *pgx.Conn) error {
 	if a.stateReady {
 		return nil
 	}
-	for _, stmt := range []string{warehouse.CreateSchema(a.cfg.StateSchema), warehouse.CreateState(a.cfg.StateSchema)} {
+	d, schema := a.cfg.Dialect, a.cfg.StateSchema
+	var stmts []string
+	n, err := readSeq(ctx, conn, warehouse.SchemaExists(d, schema))
+	if err != nil {
+		return fmt.Errorf("look up state schema %s: %w", schema, err)
+	}
+	if n == 0 {
+		stmts = append(stmts, warehouse.CreateSchema(schema))
+	}
+	cols, err := introspect(ctx, conn, d, warehouse.StateName(schema))
+	if err != nil {
+		return fmt.Errorf("look up watermark table in %s: %w", schema, err)
+	}
+	if len(cols) == 0 {
+		stmts = append(stmts, warehouse.CreateState(schema))
+	}
+	for _, stmt := range stmts {
 		if _, err := conn.Exec(ctx, stmt, pgx.QueryExecModeSimpleProtocol); err != nil {
-			return fmt.Errorf("create watermark table in %s: %w", a.cfg.StateSchema, err)
+			return fmt.Errorf("create watermark table in %s: %w", schema, err)
 		}
 	}
 	a.stateReady = true

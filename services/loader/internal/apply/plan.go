@@ -58,7 +58,7 @@ func (x *window) fit(t typemap.Target, c fold.Column) stage.Value {
 
 // plan decides DDL and staging tables segment by segment, tracking the
 // target's columns as the DDL would leave them.
-func (x *window) plan(folded fold.Result, cur []warehouse.Column) (*plan, error) {
+func (x *window) plan(folded fold.Result, cur []warehouse.Column, schemaExists bool) (*plan, error) {
 	d := x.a.cfg.Dialect
 	opt := typemap.Options{NumericDefault: x.a.cfg.NumericDefault}
 	p := &plan{}
@@ -105,7 +105,10 @@ func (x *window) plan(folded fold.Result, cur []warehouse.Column) (*plan, error)
 				want[i] = desired(c)
 			}
 			if !exists {
-				sp.ddl = append(sp.ddl, warehouse.CreateSchema(x.tgt.Schema), warehouse.CreateTable(x.tgt, want))
+				if !schemaExists {
+					sp.ddl = append(sp.ddl, warehouse.CreateSchema(x.tgt.Schema))
+				}
+				sp.ddl = append(sp.ddl, warehouse.CreateTable(x.tgt, want))
 				cols, exists = slices.Clone(want), true
 			} else {
 				for _, w := range want {

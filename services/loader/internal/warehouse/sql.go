@@ -92,6 +92,13 @@ type Column struct {
 // SetCaseSensitive keeps identifier case on a Redshift session.
 func SetCaseSensitive() string { return "SET enable_case_sensitive_identifier TO true" }
 
+// SchemaExists counts the schemas of that name (0 or 1). The loader asks
+// before creating one: CREATE SCHEMA needs a privilege the loader's user may
+// lack on a schema that exists.
+func SchemaExists(d Dialect, schema string) string {
+	return "SELECT COUNT(*) FROM pg_namespace WHERE nspname = " + Literal(d, schema)
+}
+
 // CreateSchema creates a schema when missing.
 func CreateSchema(schema string) string {
 	return "CREATE SCHEMA IF NOT EXISTS " + Ident(schema)

@@ -20,6 +20,7 @@ func TestStatements(t *testing.T) {
 		{Literal(Redshift, `it's \N`), `'it''s \\N'`},
 		{SetCaseSensitive(), `SET enable_case_sensitive_identifier TO true`},
 		{CreateSchema("Sales"), `CREATE SCHEMA IF NOT EXISTS "Sales"`},
+		{SchemaExists(Redshift, `a\b`), `SELECT COUNT(*) FROM pg_namespace WHERE nspname = 'a\\b'`},
 		{CreateTable(tbl, []Column{{"id", typemap.Make(typemap.KindInteger, 0, 0, 0)}, {"Name", vc}, {"amt", num}}),
 			`CREATE TABLE IF NOT EXISTS "Sales"."o""rd" ("id" INTEGER, "Name" VARCHAR(40), "amt" NUMERIC(19,8))`},
 		{AddColumn(tbl, Column{"note", vc}), `ALTER TABLE "Sales"."o""rd" ADD COLUMN "note" VARCHAR(40)`},
