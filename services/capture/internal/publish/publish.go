@@ -100,6 +100,7 @@ func (p *Publisher) Run(ctx context.Context, in <-chan Batch) error {
 		closed bool
 	)
 	for {
+		p.pop()
 		// Publish as much of the current batch as the in-flight bound allows.
 		for hasCur && p.inflight() < p.maxInflight {
 			if curPos < len(cur.Messages) {
@@ -223,6 +224,7 @@ func (p *Publisher) recover(ctx context.Context) error {
 		msg := e.msg
 		if e.acked {
 			msg = &nats.Msg{Subject: e.msg.Subject, Data: e.msg.Data, Header: cloneHeader(e.msg.Header)}
+			msg.Header.Set(jetstream.MsgIDHeader, id)
 		}
 		if err := p.publishSync(ctx, msg, id); err != nil {
 			return err
