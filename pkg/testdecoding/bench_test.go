@@ -141,3 +141,15 @@ func BenchmarkParse(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkParseInto parses one typical ~200-byte INSERT record.
+func BenchmarkParseInto(b *testing.B) {
+	text := []byte("table public.orders: INSERT: id[integer]:123456 customer_id[bigint]:987654321012 amount[numeric]:1234.56 status[character varying]:'paid' created_at[timestamp with time zone]:'2024-01-02 03:04:05.123456+00' paid[boolean]:true note[text]:'customer note 42'")
+	b.SetBytes(int64(len(text)))
+	var rec Record
+	for b.Loop() {
+		if err := ParseInto(text, &rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

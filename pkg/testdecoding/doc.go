@@ -19,10 +19,18 @@
 // single-quoted literal with ' doubled. Quoted literals and message contents
 // may contain newlines, so a record is not always one line.
 //
+// A column's type is printed without its type modifier (character varying,
+// not character varying(10)): lengths, precisions and scales are not in the
+// stream and must be read from the source catalog.
+//
 // Choices where Postgres' output leaves room:
 //   - A bit string's Value keeps its B'...' form (it is a bare literal).
 //   - A TRUNCATE's tables are in Record.Tables; Record.Table stays empty.
-//   - A COMMIT time is returned in UTC.
+//   - A COMMIT time is returned in UTC; Postgres prints at most microseconds.
+//   - Parse is strict where a Reader must agree with it: a bare literal or a
+//     type may not hold a newline, a double quote or an unpaired single
+//     quote outside double quotes (Postgres never prints one), so every
+//     record Parse accepts ends, for a Reader, at the newline after it.
 //   - An UPDATE whose old-key part is present but empty (every old column was
 //     null) has HasOldKey set and an empty OldKey.
 //

@@ -526,6 +526,9 @@ func (p *parser) columns(dst []Column, inOldKey bool) ([]Column, error) {
 			dst = append(dst, Column{})
 		}
 		c := &dst[n]
+		if p.columnFast(c) {
+			continue
+		}
 		var err error
 		if c.Name, err = p.ident(); err != nil {
 			return dst[:n], err
@@ -545,6 +548,95 @@ func (p *parser) columns(dst []Column, inOldKey bool) ([]Column, error) {
 		return dst, p.fail(p.pos, `expected " new-tuple:"`)
 	}
 	return dst, nil
+}
+
+// columnFast parses one column of the common shape (a bare name, a type
+// without quotes, a quoted literal or a quote-free bare value) with locals
+// only. It returns false, having changed nothing but c, for anything else,
+// errors included: the general path then parses the column from the start.
+func (p *parser) columnFast(c *Column) bool {
+	s := p.s
+	i := p.pos
+	j := i
+	for j < len(s) && bareIdent[s[j]] {
+		j++
+	}
+	if j == i || j >= len(s) || s[j] != '[' {
+		return false
+	}
+	name := s[i:j]
+	j++
+	t := j
+	for {
+		if j >= len(s) {
+			return false
+		}
+		ch := s[j]
+		if ch == ']' {
+			if j+1 < len(s) && s[j+1] == ':' {
+				break
+			}
+		} else if ch == '"' || ch == '\'' || ch == '\n' {
+			return false
+		}
+		j++
+	}
+	if j == t {
+		return false
+	}
+	typ := s[t:j]
+	j += 2
+	if j >= len(s) {
+		return false
+	}
+	c.Name, c.Type = name, typ
+	if s[j] == '\'' {
+		k := j + 1
+		doubled := false
+		for {
+			e := strings.IndexByte(s[k:], '\'')
+			if e < 0 {
+				return false
+			}
+			k += e + 1
+			if k < len(s) && s[k] == '\'' {
+				doubled = true
+				k++
+				continue
+			}
+			break
+		}
+		if k < len(s) && s[k] != ' ' {
+			return false
+		}
+		v := s[j+1 : k-1]
+		if doubled {
+			v = undouble(v, '\'')
+		}
+		c.Value, c.Null, c.Unchanged, c.Quoted = v, false, false, true
+		p.pos = k
+		return true
+	}
+	k := j
+	for k < len(s) && s[k] != ' ' {
+		if ch := s[k]; ch == '\'' || ch == '"' || ch == '\n' {
+			return false
+		}
+		k++
+	}
+	if k == j {
+		return false
+	}
+	v := s[j:k]
+	c.Value, c.Null, c.Unchanged, c.Quoted = v, false, false, false
+	switch v {
+	case "null":
+		c.Value, c.Null = "", true
+	case "unchanged-toast-datum":
+		c.Value, c.Unchanged = "", true
+	}
+	p.pos = k
+	return true
 }
 
 // typeName returns the text up to the first "]:" outside double quotes and

@@ -71,13 +71,24 @@ func (t Table) String() string {
 }
 
 // Column is one column of a tuple as test_decoding prints it.
+//
+// Type is format_type_be's output, verbatim: it carries no type modifier
+// ("character varying", "numeric", "bit", "timestamp with time zone", never
+// "character varying(10)" or "numeric(10,2)"), arrays end in "[]", and types
+// outside the search path or needing quotes are printed quoted and
+// qualified ("\"MyEnum\"", "myschema.\"T\"", "public.hstore" when the
+// extension is not on the path). Lengths, precisions and scales must come
+// from the source catalog.
+//
+// The strings of a parsed Column share one allocation with the rest of their
+// record's text: keeping any of them keeps that record's text alive.
 type Column struct {
 	Name      string `json:"name"`               // unquoted
-	Type      string `json:"type"`               // format_type output, verbatim
+	Type      string `json:"type"`               // format_type_be output, verbatim
 	Value     string `json:"value,omitzero"`     // SQL quoting undone; "" when Null or Unchanged
 	Null      bool   `json:"null,omitzero"`      // printed as null
 	Unchanged bool   `json:"unchanged,omitzero"` // printed as unchanged-toast-datum
-	Quoted    bool   `json:"quoted,omitzero"`    // a '...' literal rather than a bare one
+	Quoted    bool   `json:"quoted,omitzero"`    // a '...' literal rather than a bare one (numbers, booleans, B'...')
 }
 
 // Record is one parsed test_decoding record.
