@@ -22,7 +22,7 @@ import (
 
 // env is a warehouse (Postgres), an S3 server and an Applier loading into them.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	s3   *testenv.S3
 	s3c  *s3.Client
 	pool *pgxpool.Pool // the applier's warehouse connection
@@ -31,7 +31,7 @@ type env struct {
 	seq  uint64
 }
 
-func newEnv(t *testing.T, dialect warehouse.Dialect, pool, read *pgxpool.Pool, s3srv *testenv.S3) *env {
+func newEnv(t testing.TB, dialect warehouse.Dialect, pool, read *pgxpool.Pool, s3srv *testenv.S3) *env {
 	e := &env{t: t, pool: pool, read: read, s3: s3srv}
 	e.s3c = e.s3.Client(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -50,7 +50,7 @@ func newEnv(t *testing.T, dialect warehouse.Dialect, pool, read *pgxpool.Pool, s
 	return e
 }
 
-func openPool(t *testing.T, url string) *pgxpool.Pool {
+func openPool(t testing.TB, url string) *pgxpool.Pool {
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
