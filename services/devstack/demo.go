@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -159,11 +162,13 @@ func runDemo(ctx context.Context, opts stackOptions, d demoOptions, out io.Write
 	}
 	defer func() {
 		if err != nil {
-			fmt.Fprintf(out, "service logs (kept until exit) in %s/logs\n", s.dir)
 			for _, c := range s.children() {
 				if t := tail(c.logPath, 5); t != "" {
 					fmt.Fprintf(out, "--- last lines of %s:\n%s\n", c.name, t)
 				}
+			}
+			if kept, kerr := keepLogs(filepath.Join(s.dir, "logs")); kerr == nil {
+				fmt.Fprintf(out, "service logs kept in %s\n", kept)
 			}
 		}
 		err = errors.Join(err, s.close(context.Background()))
@@ -220,9 +225,6 @@ func runDemo(ctx context.Context, opts stackOptions, d demoOptions, out io.Write
 		return err
 	}
 	if runErr != nil {
-		if last.Parked > 0 {
-			runErr = fmt.Errorf("%w (%0.f tables parked: see the loader logs)", runErr, last.Parked)
-		}
 		return runErr
 	}
 	// One last reading after catch-up, for the summary.
@@ -277,6 +279,9 @@ func (s *stack) catchUp(ctx context.Context, source *pgxpool.Pool, js jetstream.
 				return fmt.Errorf("read slot position: %w", err)
 			}
 		}
+		if parked, err := s.parkedTables(ctx); err == nil && len(parked) > 0 {
+			return fmt.Errorf("catch up: tables parked, they will not drain until resumed: %s (reason in the loader logs, \"table parked\")", strings.Join(parked, ", "))
+		}
 		if captured {
 			st, err := js.Stream(ctx, streamName)
 			if err == nil {
@@ -326,4 +331,50 @@ func printSummary(out io.Writer, r verify.Report, stats workload.Stats, p progre
 	}
 	fmt.Fprintf(out, "\n%-10s %d\n%-10s %d\n%-10s %d transactions\n%-10s %.0f captured, %.0f applied\n%-10s %s (source commit → warehouse commit, per window)\n%-10s %s\n",
 		"tables", len(r.Tables), "rows", rows, "workload", stats.Transactions, "changes", p.Captured, p.Applied, "lag", lag, "result", result)
+}
+
+// parkedTables lists the tables some loader reports parked.
+func (s *stack) parkedTables(ctx context.Context) ([]string, error) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	set := map[string]bool{}
+	for _, addr := range s.loaderMetrics {
+		samples, err := scrape(ctx, client, "http://"+addr+"/metrics")
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range samples {
+			if x.name == "redms_loader_table_parked" && x.value > 0 {
+				set[x.labels["table"]] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// keepLogs copies the service logs out of the stack's directory (which is
+// removed on exit) into a new temp dir, for a failed demo.
+func keepLogs(from string) (string, error) {
+	to, err := os.MkdirTemp("", "redms-demo-logs-")
+	if err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), data, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return to, nil
 }
