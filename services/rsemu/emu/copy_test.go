@@ -34,11 +34,7 @@ func (e *env) put(t *testing.T, key, body string, zip bool) string {
 
 func (e *env) manifest(t *testing.T, key string, entries ...string) string {
 	t.Helper()
-	var parts []string
-	for _, en := range entries {
-		parts = append(parts, en)
-	}
-	return e.put(t, key, `{"entries":[`+strings.Join(parts, ",")+`]}`, false)
+	return e.put(t, key, `{"entries":[`+strings.Join(entries, ",")+`]}`, false)
 }
 
 func entry(url string, mandatory bool) string {

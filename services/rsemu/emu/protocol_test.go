@@ -1,9 +1,13 @@
 package emu_test
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestProtocol(t *testing.T) {
@@ -42,5 +46,43 @@ func TestProtocol(t *testing.T) {
 			t.Fatalf("tx status after rollback %c", s)
 		}
 		wantRows(t, c, "0", "SELECT count(*) FROM t")
+	})
+	t.Run("cancel request reaches the backend", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			_ = c.PgConn().CancelRequest(context.Background())
+		}()
+		_, err := c.Exec(ctxT(t), "SELECT pg_sleep(30)")
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "57014" {
+			t.Fatalf("want query_canceled, got %v", err)
+		}
+		wantRows(t, c, "1", "SELECT 1")
+	})
+	t.Run("extended protocol for emulated statements", func(t *testing.T) {
+		c := e.connect(t, e.db(t))
+		var v string
+		if err := c.QueryRow(ctxT(t), "SHOW enable_case_sensitive_identifier", pgx.QueryExecModeCacheStatement).Scan(&v); err != nil || v != "off" {
+			t.Fatalf("show: %q %v", v, err)
+		}
+		res := c.PgConn().ExecParams(ctxT(t), "SET enable_case_sensitive_identifier TO on", nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		if err := c.QueryRow(ctxT(t), "SHOW enable_case_sensitive_identifier", pgx.QueryExecModeCacheStatement).Scan(&v); err != nil || v != "on" {
+			t.Fatalf("show: %q %v", v, err)
+		}
+		// an emulator error in the extended protocol ends the batch like a Postgres error
+		res = c.PgConn().ExecParams(ctxT(t), "CREATE TABLE t (id uuid)", nil, nil, nil, nil).Read()
+		checkErr(t, res.Err, "0A000", "unsupported type", "CREATE TABLE t (id uuid)")
+		mustExec(t, c, "BEGIN")
+		res = c.PgConn().ExecParams(ctxT(t), "CREATE SEQUENCE s", nil, nil, nil, nil).Read()
+		checkErr(t, res.Err, "42601", "SEQUENCE", "CREATE SEQUENCE s")
+		if s := c.PgConn().TxStatus(); s != 'E' {
+			t.Fatalf("tx status %c, want E", s)
+		}
+		mustExec(t, c, "ROLLBACK")
+		wantRows(t, c, "2", "SELECT $1::int + 1", 1)
 	})
 }

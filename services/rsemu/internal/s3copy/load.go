@@ -269,7 +269,7 @@ func convert(c *translate.CopyStmt, col *Column, f field) (*string, int, string)
 	case translate.Varchar:
 		if col.Type.Length > 0 && len(v) > col.Type.Length {
 			if !c.TruncateColumns {
-				return nil, ErrRange, fmt.Sprintf("String length exceeds DDL length")
+				return nil, ErrRange, "String length exceeds DDL length"
 			}
 			v = cut(v, col.Type.Length)
 		}
