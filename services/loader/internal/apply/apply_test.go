@@ -397,6 +397,17 @@ func runScenarios(t *testing.T, e *env) {
 			t.Fatalf("want ParkError, got %v", err)
 		}
 	})
+	t.Run("identifier too long for the warehouse parks", func(t *testing.T) {
+		e.t = t
+		long := strings.Repeat("c", 128)
+		_, err := e.ap.Apply(context.Background(), e.window("longcol",
+			pk(`table public.longcol: INSERT: id[integer]:1 `+long+`[integer]:2`),
+		))
+		var pe *ParkError
+		if !errors.As(err, &pe) || !strings.Contains(pe.Reason, "128 bytes") {
+			t.Errorf("want ParkError naming the identifier, got %v", err)
+		}
+	})
 	t.Run("no key is skipped", func(t *testing.T) {
 		e.t = t
 		res := e.apply(e.window("nokey",
