@@ -21,6 +21,13 @@
 // statement the warehouse refuses for good (data, type, name, syntax) is a
 // *ParkError. Anything else (connection, serialization, S3) is transient.
 //
+// The target mirrors the source's column set: a column the source no longer
+// sends (judged from INSERT/UPDATE row images) is dropped, so do not add your
+// own columns to redms targets. A VARCHAR column is never narrowed: a wider
+// existing column keeps its length. A retype casts existing values
+// (Postgres ALTER … USING, Redshift add/copy/drop/rename); a cast the
+// warehouse refuses parks the table.
+//
 // On Redshift, VARCHAR widening runs before the transaction (Redshift refuses
 // ALTER COLUMN TYPE inside one), widening each column at once to the longest
 // length any segment of the window needs; every other DDL runs inside.

@@ -20,7 +20,8 @@
 // of the whole window, so a retried window overwrites its own objects. The
 // manifest is {"entries":[{"url":"s3://bucket/key","mandatory":true,
 // "meta":{"content_length":N}}]}. Objects are deleted after the window
-// commits unless the operator keeps them.
+// commits unless the operator keeps them; a crash between commit and delete
+// leaves them behind, so give the prefix an S3 lifecycle rule.
 package stage
 
 import (
