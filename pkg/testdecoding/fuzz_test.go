@@ -84,6 +84,21 @@ func FuzzParse(f *testing.F) {
 		if !eqRecord(rec, again) {
 			t.Fatalf("Parse(%q) = %+v\nRender = %q\nParse again = %+v", text, rec, out, again)
 		}
+		// A Reader ends the record at the newline after it, with the same
+		// result (Reader's fast path relies on this). A message whose prefix
+		// holds a header is ambiguous in test_decoding's format itself.
+		if rec.Kind == KindMessage && strings.Contains(rec.Prefix, ", sz: ") {
+			return
+		}
+		stream := append(bytes.Clone(text), "\nBEGIN 9\n"...)
+		r := NewReader(bytes.NewReader(stream))
+		got, raw, err := r.Next()
+		if err != nil || !bytes.Equal(raw, text) || !eqRecord(got, rec) {
+			t.Fatalf("Reader on %q: %q %+v, %v; want the record %+v", stream, raw, got, err, rec)
+		}
+		if got, _, err := r.Next(); err != nil || got.Kind != KindBegin || got.XID != 9 {
+			t.Fatalf("Reader on %q: second record %+v, %v", stream, got, err)
+		}
 	})
 }
 
