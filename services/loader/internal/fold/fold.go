@@ -28,8 +28,8 @@
 // Keys: the table's key columns, or under REPLICA IDENTITY FULL the whole row.
 // test_decoding omits null columns from old rows, so a FULL key is the row's
 // non-null columns; the warehouse compares it NULL-safely against every column.
-// Limits of whole-row identity: identical duplicate rows are deleted together
-// and re-inserted once; a DELETE that arrives after a column was dropped or
+// Limits of whole-row identity: rows are told apart by value only, so
+// identical duplicate rows collapse into one; a DELETE that arrives after a column was dropped or
 // added, before any INSERT/UPDATE shows the new column set, and replays that
 // span a column change, may not find their row.
 package fold
