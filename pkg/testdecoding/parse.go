@@ -1,6 +1,7 @@
 package testdecoding
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -54,8 +55,11 @@ func parseXID(b []byte) (uint32, int, bool) {
 	if n == 0 || n > 10 || (n > 1 && b[0] == '0') {
 		return 0, 0, false
 	}
-	v, err := strconv.ParseUint(string(b[:n]), 10, 32)
-	if err != nil {
+	var v uint64 // at most 10 digits: no overflow
+	for _, c := range b[:n] {
+		v = v*10 + uint64(c-'0')
+	}
+	if v > math.MaxUint32 {
 		return 0, 0, false
 	}
 	return uint32(v), n, true
