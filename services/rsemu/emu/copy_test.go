@@ -55,6 +55,7 @@ func copyFails(t *testing.T, c *pgx.Conn, table, sql string) string {
 func TestCopy(t *testing.T) {
 	e := startEnv(t)
 	t.Run("manifest gzip csv with null and empty strings", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT, v VARCHAR(10), n INT, d DATE, ts TIMESTAMP, b BOOLEAN, x NUMERIC(5,2))")
 		f1 := e.put(t, "m1/part-0.csv.gz", "1,\"\",,,,,\n2,\\N,\\N,\\N,\\N,\\N,\\N\n3,\"\\N\",3,2024-02-29,2024-02-29 01:02:03.5,t,1.5\n", true)
@@ -79,6 +80,7 @@ func TestCopy(t *testing.T) {
 		wantRows(t, c2, "0", "SELECT pg_last_copy_count()")
 	})
 	t.Run("prefix without manifest", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT, v VARCHAR(5))")
 		e.put(t, "p1/a.csv", "1,a\n2,b\n", false)
@@ -90,6 +92,7 @@ func TestCopy(t *testing.T) {
 		wantErr(t, c, "XX000", "The specified S3 prefix 'nothing/' does not exist", "COPY t FROM 's3://bucket/nothing/' IAM_ROLE '"+role+"' CSV")
 	})
 	t.Run("manifest entries", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT)")
 		f := e.put(t, "m2/a.csv", "1\n", false)
@@ -108,6 +111,7 @@ func TestCopy(t *testing.T) {
 		wantRows(t, c, "2", "SELECT count(*) FROM t")
 	})
 	t.Run("load errors", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT NOT NULL, v VARCHAR(3), n NUMERIC(4,2), d DATE, ts TIMESTAMP, c CHAR(2))")
 		cases := []struct{ name, row, want string }{
@@ -140,6 +144,7 @@ func TestCopy(t *testing.T) {
 		wantRows(t, c, "varchar|3", "SELECT trim(type), trim(col_length) FROM stl_load_errors WHERE err_code = 1204 AND trim(colname) = 'v'")
 	})
 	t.Run("maxerror", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT)")
 		f := e.put(t, "maxerr/a.csv", "1\nx\n2\ny\n3\n", false)
@@ -149,6 +154,7 @@ func TestCopy(t *testing.T) {
 		wantRows(t, c, "1\n2\n3", "SELECT id FROM t ORDER BY id")
 	})
 	t.Run("csv options", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT, v VARCHAR(4), w CHAR(2))")
 		f := e.put(t, "opts/a.csv", "id|v|w\n1|abcdef|abc\n2|'x|y'|\n3||  \n4|NUL|\n5|a\xffb|\n", false)
@@ -161,6 +167,7 @@ func TestCopy(t *testing.T) {
 		wantRows(t, c, "1||  |true\n2| |  |false", "SELECT id, v, w, v = '' FROM t ORDER BY id")
 	})
 	t.Run("rollback keeps stl_load_errors", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT)")
 		good := e.put(t, "tx/good.csv", "1\n2\n", false)
@@ -176,6 +183,7 @@ func TestCopy(t *testing.T) {
 		wantRows(t, c, "1207|bad", "SELECT err_code, raw_field_value FROM stl_load_errors")
 	})
 	t.Run("extended protocol", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT)")
 		f := e.put(t, "ext/a.csv", "1\n2\n", false)

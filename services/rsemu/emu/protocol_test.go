@@ -13,6 +13,7 @@ import (
 func TestProtocol(t *testing.T) {
 	e := startEnv(t)
 	t.Run("simple and extended", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id integer, name varchar(10))")
 		mustExec(t, c, "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
@@ -30,6 +31,7 @@ func TestProtocol(t *testing.T) {
 		}
 	})
 	t.Run("transactions", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id integer)")
 		mustExec(t, c, "BEGIN")
@@ -48,6 +50,7 @@ func TestProtocol(t *testing.T) {
 		wantRows(t, c, "0", "SELECT count(*) FROM t")
 	})
 	t.Run("cancel request reaches the backend", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		go func() {
 			time.Sleep(300 * time.Millisecond)
@@ -61,6 +64,7 @@ func TestProtocol(t *testing.T) {
 		wantRows(t, c, "1", "SELECT 1")
 	})
 	t.Run("extended protocol for emulated statements", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		var v string
 		if err := c.QueryRow(ctxT(t), "SHOW enable_case_sensitive_identifier", pgx.QueryExecModeCacheStatement).Scan(&v); err != nil || v != "off" {

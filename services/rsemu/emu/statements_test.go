@@ -15,6 +15,7 @@ import (
 func TestStatements(t *testing.T) {
 	e := startEnv(t)
 	t.Run("temp tables", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT NOT NULL, v VARCHAR(3))")
 		wantErr(t, c, "42P16", "temporary tables cannot specify a schema name", "CREATE TEMP TABLE public.x (LIKE t)")
@@ -29,6 +30,7 @@ func TestStatements(t *testing.T) {
 		wantRows(t, c, "1|a", "SELECT * FROM x")
 	})
 	t.Run("merge statements", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, `SET enable_case_sensitive_identifier TO true`)
 		mustExec(t, c, `CREATE TABLE "T" ("Id" INT, v VARCHAR(10), w INT)`)
@@ -48,6 +50,7 @@ func TestStatements(t *testing.T) {
 		wantErr(t, c, "42601", "WHEN MATCHED", `MERGE INTO "T" USING (SELECT 1 AS k) s ON "T"."Id" = s.k WHEN MATCHED THEN DELETE`)
 	})
 	t.Run("clauses Redshift lacks", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
 		// primary keys are not enforced, as in Redshift
@@ -63,6 +66,7 @@ func TestStatements(t *testing.T) {
 		wantRows(t, c, "2", "SELECT count(*) FROM t")
 	})
 	t.Run("alter column type", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (v VARCHAR(3), n INT)")
 		mustExec(t, c, "INSERT INTO t VALUES ('abc', 1)")
@@ -77,6 +81,7 @@ func TestStatements(t *testing.T) {
 		wantRows(t, c, "10", "SELECT character_maximum_length FROM information_schema.columns WHERE table_name = 't' AND column_name = 'v'")
 	})
 	t.Run("add and drop column", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT)")
 		wantErr(t, c, "42601", `syntax error at or near ","`, "ALTER TABLE t ADD COLUMN a INT, ADD COLUMN b INT")
@@ -89,6 +94,7 @@ func TestStatements(t *testing.T) {
 		wantRows(t, c, "id\nb", "SELECT column_name FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position")
 	})
 	t.Run("truncate commits the transaction", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE a (id INT)")
 		mustExec(t, c, "CREATE TABLE b (id INT)")
@@ -110,6 +116,7 @@ func TestStatements(t *testing.T) {
 		wantRows(t, c, "2", "SELECT count(*) FROM a")
 	})
 	t.Run("identifiers", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		long := strings.Repeat("n", 127)
 		wantErr(t, c, "42622", "is too long", "CREATE TABLE "+long+"x (id INT)")
@@ -134,6 +141,7 @@ func TestStatements(t *testing.T) {
 		wantRows(t, c2, "1", `SELECT "Id" FROM "MixedCase"`, pgx.QueryExecModeSimpleProtocol)
 	})
 	t.Run("serializable isolation violation is 1023", func(t *testing.T) {
+		t.Parallel()
 		db := e.db(t)
 		c1, c2 := e.connect(t, db), e.connect(t, db)
 		mustExec(t, c1, "CREATE TABLE a (id INT)")
@@ -152,6 +160,7 @@ func TestStatements(t *testing.T) {
 		}
 	})
 	t.Run("set show select", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "SET search_path TO public")
 		wantRows(t, c, "public", "SHOW search_path")
@@ -161,11 +170,13 @@ func TestStatements(t *testing.T) {
 			"SELECT column_name, data_type, character_maximum_length, is_nullable FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 't' ORDER BY ordinal_position")
 	})
 	t.Run("backslash escapes in literals", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		wantRows(t, c, `a\b|it's|x
 y`, `SELECT 'a\\b', 'it\'s', 'x\ny'`, pgx.QueryExecModeSimpleProtocol)
 	})
 	t.Run("multi-statement query is one transaction", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (id INT)")
 		_, err := c.PgConn().Exec(ctxT(t), "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); CREATE INDEX i ON t (id)").ReadAll()
@@ -180,6 +191,7 @@ y`, `SELECT 'a\\b', 'it\'s', 'x\ny'`, pgx.QueryExecModeSimpleProtocol)
 		wantRows(t, c, "2", "SELECT count(*) FROM t")
 	})
 	t.Run("concurrent sessions", func(t *testing.T) {
+		t.Parallel()
 		db := e.db(t)
 		c := e.connect(t, db)
 		mustExec(t, c, "CREATE TABLE t (id INT, v VARCHAR(20))")

@@ -10,6 +10,7 @@ import (
 func TestTypes(t *testing.T) {
 	e := startEnv(t)
 	t.Run("varchar length is bytes", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (v VARCHAR(3))")
 		mustExec(t, c, "INSERT INTO t VALUES ('abc')")
@@ -21,6 +22,7 @@ func TestTypes(t *testing.T) {
 		wantRows(t, c, "abc\né", "SELECT v FROM t ORDER BY v")
 	})
 	t.Run("varchar and text default to 256", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (v VARCHAR, x TEXT)")
 		mustExec(t, c, "INSERT INTO t VALUES ($1, $1)", strings.Repeat("x", 256))
@@ -30,6 +32,7 @@ func TestTypes(t *testing.T) {
 			"SELECT column_name, data_type, character_maximum_length FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position")
 	})
 	t.Run("varchar and char limits", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		wantErr(t, c, "22023", "length for type varchar cannot exceed 65535", "CREATE TABLE t (v VARCHAR(65536))")
 		mustExec(t, c, "CREATE TABLE t (v VARCHAR(65535))")
@@ -37,6 +40,7 @@ func TestTypes(t *testing.T) {
 		mustExec(t, c, "CREATE TABLE u (v CHAR(4096))")
 	})
 	t.Run("char is single-byte", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (c CHAR(3))")
 		mustExec(t, c, "INSERT INTO t VALUES ('ab')")
@@ -45,6 +49,7 @@ func TestTypes(t *testing.T) {
 		wantRows(t, c, "ab ", "SELECT c FROM t")
 	})
 	t.Run("numeric precision and scale", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		wantErr(t, c, "22023", "NUMERIC precision 39 must be between 1 and 38", "CREATE TABLE t (n NUMERIC(39,0))")
 		wantErr(t, c, "22023", "NUMERIC scale 38 must be between 0", "CREATE TABLE t (n NUMERIC(38,38))")
@@ -56,6 +61,7 @@ func TestTypes(t *testing.T) {
 		wantErr(t, c, "22003", "Numeric data overflow", "INSERT INTO t (d) VALUES (1e18)")
 	})
 	t.Run("date and timestamp range", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		mustExec(t, c, "CREATE TABLE t (d DATE, ts TIMESTAMP, tz TIMESTAMPTZ)")
 		mustExec(t, c, "INSERT INTO t VALUES ('2024-02-29', '2024-02-29 12:34:56.123456', '2024-02-29 12:34:56+00')")
@@ -70,6 +76,7 @@ func TestTypes(t *testing.T) {
 		wantRows(t, c, "1", "SELECT count(*) FROM t WHERE ts = $1", ts)
 	})
 	t.Run("unsupported types", func(t *testing.T) {
+		t.Parallel()
 		c := e.connect(t, e.db(t))
 		for _, typ := range []string{"uuid", "json", "jsonb", "bytea", "integer[]", "text[]", "serial", "bigserial", "money", "xml",
 			"inet", "cidr", "hstore", "int4range", "tsrange", "mood", "interval", "point"} {

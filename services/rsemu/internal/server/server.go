@@ -134,6 +134,24 @@ func (srv *Server) Close() {
 	srv.pools = map[string]*pgxpool.Pool{}
 }
 
+// track registers a backend connection to close on shutdown; false when
+// the server is closed already.
+func (srv *Server) track(c net.Conn) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closed {
+		return false
+	}
+	srv.conns[c] = struct{}{}
+	return true
+}
+
+func (srv *Server) untrack(c net.Conn) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	delete(srv.conns, c)
+}
+
 // register assigns the session a client-visible pid and secret, and
 // remembers the backend's cancel key.
 func (srv *Server) register(s *session, pgPID uint32, pgSecret []byte) []byte {

@@ -58,6 +58,7 @@ func (s *session) run(ctx context.Context) error {
 		_ = s.be.Flush()
 		return err
 	}
+	defer s.srv.untrack(s.pg)
 	defer s.pg.Close()
 	for {
 		msg, err := s.be.Receive()
@@ -128,6 +129,10 @@ func (s *session) connectBackend(ctx context.Context, params map[string]string) 
 		return fmt.Errorf("hijack postgres connection: %w", err)
 	}
 	s.pg, s.fe, s.txStatus = hc.Conn, hc.Frontend, hc.TxStatus
+	if !s.srv.track(s.pg) {
+		s.pg.Close()
+		return errors.New("emulator is shutting down")
+	}
 	secret := s.srv.register(s, hc.PID, hc.SecretKey)
 	s.be.Send(&pgproto3.AuthenticationOk{})
 	for name, v := range hc.ParameterStatuses {
