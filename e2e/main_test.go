@@ -9,7 +9,8 @@
 //
 // REDMS_E2E_SEED and REDMS_E2E_DURATION (a Go duration, default 60s) override
 // the seed and the workload length for local runs; REDMS_E2E_LOGDIR keeps the
-// processes' logs there instead of a temp dir removed after the test.
+// processes' logs there instead of a temp dir removed after the test;
+// REDMS_E2E_BINDIR uses the redms-* binaries found there instead of building.
 package e2e
 
 import (
@@ -34,6 +35,10 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	if dir := os.Getenv("REDMS_E2E_BINDIR"); dir != "" {
+		binaries.dir = dir
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "redms-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "make binary dir:", err)
