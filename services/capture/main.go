@@ -204,7 +204,7 @@ func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
 		snk, acked = pub, pub.Confirmed
 	}
 
-	batches := make(chan publish.Batch, 64)
+	batches := make(chan publish.Batch, 4)
 	sinkCtx, sinkCancel := context.WithCancel(context.Background())
 	defer sinkCancel()
 	drained := make(chan struct{})

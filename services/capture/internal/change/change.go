@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strconv"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go"
@@ -32,6 +33,9 @@ type Table struct {
 	Label    string // root schema.table, unquoted: the metric label
 	Selected bool
 	columns  []string // column names of the last INSERT/UPDATE seen
+
+	// Header values shared by every message of the table (never mutated).
+	keysHdr, sourceHdr, leafHdr []string
 }
 
 // Metrics receives per-change counts; any field may be nil.
@@ -54,13 +58,20 @@ type Builder struct {
 	// Emit hands a batch to the publisher.
 	Emit func(ctx context.Context, b publish.Batch) error
 
-	tables  map[catalog.Name]*Table
-	buf     []*nats.Msg
-	xid     uint32
-	inTxn   bool
-	spilled bool
-	lastLSN pglogrepl.LSN
-	ordinal int
+	tables map[catalog.Name]*Table
+	buf    []*nats.Msg
+	xid    uint32
+	xidHdr []string // shared by the transaction's messages
+
+	// Messages and their bodies are carved from slabs to keep allocations
+	// (and so GC work) per change low; a slab lives until its last message
+	// is acknowledged.
+	msgSlab  []nats.Msg
+	dataSlab []byte
+	inTxn    bool
+	spilled  bool
+	lastLSN  pglogrepl.LSN
+	ordinal  int
 }
 
 // Reset forgets the open transaction (after a reconnect the slot sends it
@@ -79,6 +90,10 @@ func (b *Builder) Record(ctx context.Context, rec *testdecoding.Record, raw []by
 	switch rec.Kind {
 	case testdecoding.KindBegin:
 		b.buf, b.inTxn, b.spilled, b.xid = b.buf[:0], true, false, rec.XID
+		b.xidHdr = nil
+		if rec.XID != 0 {
+			b.xidHdr = []string{strconv.FormatUint(uint64(rec.XID), 10)}
+		}
 		return nil
 	case testdecoding.KindCommit:
 		return b.commit(ctx, rec, lsn)
@@ -111,7 +126,7 @@ func (b *Builder) add(ctx context.Context, rec *testdecoding.Record, raw []byte,
 	if !b.inTxn {
 		// pg_recvlogical output cut at the start: no BEGIN seen. The change
 		// still goes out, with its transaction unknown.
-		b.inTxn, b.xid = true, 0
+		b.inTxn, b.xid, b.xidHdr = true, 0, nil
 	}
 	tbl, err := b.table(ctx, t, rec.Kind, cols)
 	if err != nil {
@@ -125,11 +140,13 @@ func (b *Builder) add(ctx context.Context, rec *testdecoding.Record, raw []byte,
 	}
 	h := make(nats.Header, 10)
 	lsnText := lsn.String()
-	setChange(h, b.DB, lsnText, ord, b.xid, tbl.Keys, tbl.Source)
-	if tbl.Leaf != "" {
-		h[hdrLeaf] = []string{tbl.Leaf}
+	setChange(h, b.DB, lsnText, ord, b.xidHdr, tbl.keysHdr, tbl.sourceHdr)
+	if tbl.leafHdr != nil {
+		h[hdrLeaf] = tbl.leafHdr
 	}
-	b.buf = append(b.buf, &nats.Msg{Subject: tbl.Subject, Header: h, Data: slices.Clone(raw)})
+	m := b.newMsg()
+	m.Subject, m.Header, m.Data = tbl.Subject, h, b.copyData(raw)
+	b.buf = append(b.buf, m)
 	if b.MaxTxnChanges > 0 && len(b.buf) >= b.MaxTxnChanges {
 		if !b.spilled {
 			b.Log.Info("transaction exceeds buffer, publishing without commit headers", "xid", b.xid, "lsn", lsnText, "changes", len(b.buf))
@@ -148,8 +165,13 @@ func (b *Builder) commit(ctx context.Context, rec *testdecoding.Record, lsn pglo
 	if !rec.CommitTime.IsZero() {
 		commitTime = rec.CommitTime.UTC().Format(walheader.TimeLayout)
 	}
+	lsnHdr := []string{commitLSN}
+	var timeHdr []string
+	if commitTime != "" {
+		timeHdr = []string{commitTime}
+	}
 	for _, m := range b.buf {
-		setCommit(m.Header, commitLSN, commitTime)
+		setCommit(m.Header, lsnHdr, timeHdr)
 	}
 	batch := publish.Batch{Messages: b.buf, Commit: uint64(lsn)}
 	b.buf, b.inTxn, b.spilled = nil, false, false
@@ -192,13 +214,37 @@ func (b *Builder) table(ctx context.Context, t testdecoding.Table, kind testdeco
 	}
 	if root != name {
 		tbl.Leaf = t.String()
+		tbl.leafHdr = []string{tbl.Leaf}
 	}
+	tbl.keysHdr, tbl.sourceHdr = []string{tbl.Keys}, []string{tbl.Source}
 	if kind == testdecoding.KindInsert || kind == testdecoding.KindUpdate {
 		tbl.columns = columnNames(cols)
 	}
 	b.tables[name] = tbl
 	b.Log.Debug("table resolved", "table", name.String(), "subject", tbl.Subject, "keys", tbl.Keys, "key_source", tbl.Source, "selected", tbl.Selected)
 	return tbl, nil
+}
+
+func (b *Builder) newMsg() *nats.Msg {
+	if len(b.msgSlab) == 0 {
+		b.msgSlab = make([]nats.Msg, 256)
+	}
+	m := &b.msgSlab[0]
+	b.msgSlab = b.msgSlab[1:]
+	return m
+}
+
+func (b *Builder) copyData(raw []byte) []byte {
+	if len(raw) > 8<<10 {
+		return slices.Clone(raw)
+	}
+	if len(b.dataSlab) < len(raw) {
+		b.dataSlab = make([]byte, 256<<10)
+	}
+	d := b.dataSlab[:len(raw):len(raw)]
+	copy(d, raw)
+	b.dataSlab = b.dataSlab[len(raw):]
+	return d
 }
 
 func sameColumns(names []string, cols []testdecoding.Column) bool {
