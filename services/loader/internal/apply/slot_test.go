@@ -20,13 +20,22 @@ import (
 // source database, applies them window by window (and a replay of every
 // window), and compares the source and target tables row by row.
 func TestApplyFromRealSlot(t *testing.T) {
-	ctx := context.Background()
 	pg := testenv.StartPostgres(t)
 	s3srv := testenv.StartS3(t)
 	s3srv.CreateBucket(t, "stage")
-	srcURL := pg.CreateDatabase(t, "src")
-	pool := openPool(t, pg.CreateDatabase(t, "wh"))
-	e := newEnv(t, warehouse.Postgres, pool, pool, s3srv)
+	t.Run("postgres", func(t *testing.T) {
+		pool := openPool(t, pg.CreateDatabase(t, "wh"))
+		slotScenario(t, pg, newEnv(t, warehouse.Postgres, pool, pool, s3srv), "src")
+	})
+	t.Run("redshift", func(t *testing.T) {
+		pool, read := startRedshift(t, pg, s3srv, "rs")
+		slotScenario(t, pg, newEnv(t, warehouse.Redshift, pool, read, s3srv), "src2")
+	})
+}
+
+func slotScenario(t *testing.T, pg *testenv.Postgres, e *env, srcDB string) {
+	ctx := context.Background()
+	srcURL := pg.CreateDatabase(t, srcDB)
 
 	src, err := pgx.Connect(ctx, srcURL)
 	if err != nil {
@@ -45,7 +54,7 @@ func TestApplyFromRealSlot(t *testing.T) {
 	run(`CREATE TABLE pairs (a integer, b text, v integer, PRIMARY KEY (a, b))`)
 	run(`CREATE TABLE logs (id integer, msg text)`)
 	run(`ALTER TABLE logs REPLICA IDENTITY FULL`)
-	run(`SELECT pg_create_logical_replication_slot('t', 'test_decoding')`)
+	run(`SELECT pg_create_logical_replication_slot('t_` + srcDB + `', 'test_decoding')`)
 
 	big := strings.Repeat("0123456789", 1000)
 	var batches [][]string
@@ -81,7 +90,7 @@ func TestApplyFromRealSlot(t *testing.T) {
 		for _, sql := range batch {
 			run(sql)
 		}
-		windows := e.slotWindows(t, src)
+		windows := e.slotWindows(t, src, "t_"+srcDB)
 		for _, w := range windows {
 			e.apply(w)
 		}
@@ -136,10 +145,10 @@ func queryLines(t *testing.T, q querier, sql string) string {
 
 // slotWindows reads the slot's pending changes and groups them into one
 // window per table, headers as capture sets them.
-func (e *env) slotWindows(t *testing.T, src *pgx.Conn) []Window {
+func (e *env) slotWindows(t *testing.T, src *pgx.Conn, slot string) []Window {
 	t.Helper()
 	keys := map[string][]string{"accounts": {"id"}, "pairs": {"a", "b"}}
-	rows, err := src.Query(context.Background(), `SELECT lsn::text, data FROM pg_logical_slot_get_changes('t', NULL, NULL, 'include-xids', '0')`)
+	rows, err := src.Query(context.Background(), `SELECT lsn::text, data FROM pg_logical_slot_get_changes($1, NULL, NULL, 'include-xids', '0')`, slot)
 	if err != nil {
 		t.Fatal(err)
 	}
