@@ -192,6 +192,18 @@ func runScenarios(t *testing.T, e *env) {
 			t.Errorf("%d staged objects left after commit", n)
 		}
 	})
+	t.Run("odd identifiers keep their case", func(t *testing.T) {
+		e.t = t
+		e.apply(e.window("Mixed Case.Table*>",
+			pk(`table public."Mixed Case.Table*>": INSERT: "Id"[integer]:1 "co""l"[text]:'a' "select"[text]:'b'`, "Id"),
+			pk(`table public."Mixed Case.Table*>": UPDATE: old-key: "Id"[integer]:1 new-tuple: "Id"[integer]:2 "co""l"[text]:'a2' "select"[text]:'b'`, "Id"),
+		))
+		e.apply(e.window("mixed case.table*>",
+			pk(`table public."mixed case.table*>": INSERT: id[integer]:7`),
+		))
+		e.expect("Mixed Case.Table*>", `{"Id":2,"co\"l":"a2","select":"b"}`)
+		e.expect("mixed case.table*>", `{"id":7}`)
+	})
 	t.Run("toast fill and update of known columns", func(t *testing.T) {
 		e.t = t
 		e.apply(e.window("docs",
