@@ -189,6 +189,18 @@ y`, `SELECT 'a\\b', 'it\'s', 'x\ny'`, pgx.QueryExecModeSimpleProtocol)
 			t.Fatal(err)
 		}
 		wantRows(t, c, "2", "SELECT count(*) FROM t")
+		// explicit transaction control inside one query string
+		if _, err := c.PgConn().Exec(ctxT(t), "BEGIN; INSERT INTO t VALUES (3); COMMIT").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		// a statement the emulator runs itself, mixed with ordinary ones
+		if _, err := c.PgConn().Exec(ctxT(t), "SET enable_case_sensitive_identifier TO true; CREATE TABLE \"Up\" (id INT); INSERT INTO \"Up\" VALUES (1)").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		wantRows(t, c, "3|1", `SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM "Up")`)
+		if s := c.PgConn().TxStatus(); s != 'I' {
+			t.Fatalf("tx status %c", s)
+		}
 	})
 	t.Run("concurrent sessions", func(t *testing.T) {
 		t.Parallel()

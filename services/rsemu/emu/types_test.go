@@ -74,6 +74,13 @@ func TestTypes(t *testing.T) {
 		ts := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 		mustExec(t, c, "INSERT INTO t VALUES ($1, $2, $3)", ts, ts, ts)
 		wantRows(t, c, "1", "SELECT count(*) FROM t WHERE ts = $1", ts)
+		var d, tsv, tz time.Time
+		if err := c.QueryRow(ctxT(t), "SELECT d, ts, tz FROM t WHERE ts = $1", ts).Scan(&d, &tsv, &tz); err != nil {
+			t.Fatalf("scan domain columns: %v", err)
+		}
+		if !d.Equal(time.Date(2020, 1, 2, 0, 0, 0, 0, time.UTC)) || !tsv.Equal(ts) || !tz.Equal(ts) {
+			t.Fatalf("scanned %v %v %v", d, tsv, tz)
+		}
 	})
 	t.Run("unsupported types", func(t *testing.T) {
 		t.Parallel()

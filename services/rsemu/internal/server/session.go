@@ -229,61 +229,111 @@ func (s *session) sendBackendError(e *pgproto3.ErrorResponse) {
 	s.be.Send(&m)
 }
 
-// handleQuery runs a simple-protocol query: its statements one by one,
-// several of them in one implicit transaction like Redshift.
+// handleQuery runs a simple-protocol query. Like Postgres and Redshift it
+// parses (here: translates) every statement first, so an error anywhere
+// runs nothing; several statements run in one implicit transaction.
 func (s *session) handleQuery(ctx context.Context, sql string) error {
 	parts, err := translate.Split(sql)
-	if err != nil {
-		var re *rserr.Error
-		errors.As(err, &re)
-		s.sendError(re)
-		return s.finishQuery(false, true)
+	var stmts []translate.Stmt
+	if err == nil {
+		opt := s.opt
+		for _, toks := range parts {
+			st, terr := translate.Translate(toks, opt)
+			if terr != nil {
+				err = terr
+				break
+			}
+			if st.Kind == translate.SetCaseSensitive {
+				opt.CaseSensitive = st.Value
+			}
+			stmts = append(stmts, st)
+		}
 	}
-	if len(parts) == 0 {
+	if err != nil {
+		return s.queryFailed(err, false)
+	}
+	switch {
+	case len(stmts) == 0:
 		s.be.Send(&pgproto3.EmptyQueryResponse{})
 		return s.finishQuery(false, false)
+	case len(stmts) > 1 && allPassthrough(stmts):
+		// Postgres gives the multi-statement semantics itself.
+		sqls := make([]string, len(stmts))
+		for i, st := range stmts {
+			if err := s.prepare(ctx, st); err != nil {
+				return s.queryFailed(err, false)
+			}
+			sqls[i] = st.SQL
+		}
+		if err := s.sync(); err != nil {
+			return err
+		}
+		failed, err := s.simpleQuery(strings.Join(sqls, ";\n"))
+		if err != nil {
+			return err
+		}
+		return s.finishQuery(false, failed)
 	}
-	implicit := len(parts) > 1 && s.txStatus == 'I'
+	implicit := len(stmts) > 1 && s.txStatus == 'I' && !hasTxControl(stmts)
 	if implicit {
 		if _, err := s.exec("BEGIN"); err != nil {
 			return err
 		}
 	}
-	for _, toks := range parts {
-		st, err := translate.Translate(toks, s.opt)
-		if err == nil {
-			err = s.runStmt(ctx, st, true, implicit)
-		}
-		var re *rserr.Error
-		var be *backendError
-		switch {
-		case errors.As(err, &re):
-			s.sendError(re)
-			if s.txStatus != 'E' {
-				if perr := s.poison(); perr != nil {
-					return perr
-				}
-			}
-			return s.finishQuery(implicit, true)
-		case errors.As(err, &be):
-			s.sendBackendError(&be.resp)
-			return s.finishQuery(implicit, true)
-		case errors.Is(err, errAlreadySent):
-			return s.finishQuery(implicit, true)
-		case isConnError(err):
-			return err
-		case err != nil:
-			s.log.Error("statement failed in the emulator", "err", err)
-			s.sendError(&rserr.Error{Code: rserr.InternalError, Message: err.Error()})
-			if s.txStatus != 'E' {
-				if perr := s.poison(); perr != nil {
-					return perr
-				}
-			}
-			return s.finishQuery(implicit, true)
+	for _, st := range stmts {
+		if err := s.runStmt(ctx, st, true, implicit); err != nil {
+			return s.queryFailed(err, implicit)
 		}
 	}
 	return s.finishQuery(implicit, false)
+}
+
+// queryFailed reports err of a simple query to the client, aborts the
+// backend's transaction as Redshift's would be, and ends the query.
+func (s *session) queryFailed(err error, implicit bool) error {
+	var re *rserr.Error
+	var be *backendError
+	switch {
+	case errors.As(err, &be):
+		s.sendBackendError(&be.resp)
+		return s.finishQuery(implicit, true)
+	case errors.Is(err, errAlreadySent):
+		return s.finishQuery(implicit, true)
+	case isConnError(err):
+		return err
+	case errors.As(err, &re):
+		s.sendError(re)
+	default:
+		s.log.Error("statement failed in the emulator", "err", err)
+		s.sendError(&rserr.Error{Code: rserr.InternalError, Message: err.Error()})
+	}
+	if s.txStatus == 'T' || implicit {
+		if perr := s.poison(); perr != nil {
+			return perr
+		}
+	}
+	return s.finishQuery(implicit, true)
+}
+
+func allPassthrough(stmts []translate.Stmt) bool {
+	for _, st := range stmts {
+		if st.Kind != translate.Passthrough || st.LastCopyCount {
+			return false
+		}
+	}
+	return true
+}
+
+// hasTxControl reports a statement that begins or ends a transaction.
+func hasTxControl(stmts []translate.Stmt) bool {
+	for _, st := range stmts {
+		first, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(st.SQL)), " ")
+		switch first {
+		case "begin", "start", "commit", "end", "rollback", "abort":
+			return true
+		}
+	}
+	return false
 }
 
 // finishQuery ends a simple query: it syncs the backend, ends an implicit
