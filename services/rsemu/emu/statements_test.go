@@ -77,8 +77,15 @@ func TestStatements(t *testing.T) {
 		wantErr(t, c, "0A000", `target data type "character varying(10)" is not supported`, "ALTER TABLE t ALTER COLUMN n TYPE VARCHAR(10)")
 		mustExec(t, c, "ALTER TABLE t ALTER COLUMN v TYPE VARCHAR(10)")
 		mustExec(t, c, "INSERT INTO t VALUES ('abcdefghij', 2)")
-		wantErr(t, c, "22001", "character varying(10)", "INSERT INTO t VALUES ('abcdefghijk', 3)")
-		wantRows(t, c, "10", "SELECT character_maximum_length FROM information_schema.columns WHERE table_name = 't' AND column_name = 'v'")
+		if res := c.PgConn().ExecParams(ctxT(t), "ALTER TABLE t ALTER COLUMN v TYPE VARCHAR(12)", nil, nil, nil, nil).Read(); res.Err != nil {
+			t.Fatalf("extended ALTER COLUMN: %v", res.Err)
+		}
+		mustExec(t, c, "BEGIN")
+		res := c.PgConn().ExecParams(ctxT(t), "ALTER TABLE t ALTER COLUMN v TYPE VARCHAR(14)", nil, nil, nil, nil).Read()
+		checkErr(t, res.Err, "25001", "cannot run inside a transaction block", "extended ALTER COLUMN in a transaction")
+		mustExec(t, c, "ROLLBACK")
+		wantErr(t, c, "22001", "character varying(12)", "INSERT INTO t VALUES ('abcdefghijklm', 3)")
+		wantRows(t, c, "12", "SELECT character_maximum_length FROM information_schema.columns WHERE table_name = 't' AND column_name = 'v'")
 	})
 	t.Run("add and drop column", func(t *testing.T) {
 		t.Parallel()
@@ -109,11 +116,19 @@ func TestStatements(t *testing.T) {
 		mustExec(t, c, "ROLLBACK")
 		wantRows(t, c, "1\n2", "SELECT id FROM a ORDER BY id") // committed by TRUNCATE, then autocommit
 		wantRows(t, c, "0", "SELECT count(*) FROM b")
+		// the same over the extended protocol
+		mustExec(t, c, "BEGIN")
+		mustExec(t, c, "INSERT INTO a VALUES (3)")
+		if res := c.PgConn().ExecParams(ctxT(t), "TRUNCATE b", nil, nil, nil, nil).Read(); res.Err != nil || res.CommandTag.String() != "TRUNCATE TABLE" {
+			t.Fatalf("extended TRUNCATE: %v %q", res.Err, res.CommandTag)
+		}
+		mustExec(t, c, "ROLLBACK")
+		wantRows(t, c, "3", "SELECT count(*) FROM a")
 		// DELETE is the transactional way
 		mustExec(t, c, "BEGIN")
 		mustExec(t, c, "DELETE FROM a")
 		mustExec(t, c, "ROLLBACK")
-		wantRows(t, c, "2", "SELECT count(*) FROM a")
+		wantRows(t, c, "3", "SELECT count(*) FROM a")
 	})
 	t.Run("identifiers", func(t *testing.T) {
 		t.Parallel()

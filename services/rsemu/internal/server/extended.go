@@ -31,6 +31,9 @@ func (s *session) handleParse(ctx context.Context, m *pgproto3.Parse) error {
 	}
 	delete(s.stmts, m.Name)
 	if st.Kind != translate.Passthrough {
+		if err := s.srv.ensureDomains(ctx, s.db, st.Domains); err != nil {
+			return err
+		}
 		s.stmts[m.Name] = prepared{local: &st}
 		s.be.Send(&pgproto3.ParseComplete{})
 		return nil

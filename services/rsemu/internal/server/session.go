@@ -451,8 +451,28 @@ func (s *session) runLocal(ctx context.Context, st translate.Stmt, describe bool
 		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(st.Tag)})
 	case translate.Copy:
 		return s.runCopy(ctx, st.Copy)
-	case translate.Truncate, translate.AlterColumnType:
-		return rserr.New(rserr.FeatureNotSupported, "this statement is not supported with the extended query protocol by the Redshift emulator; send it as a simple query")
+	case translate.Truncate:
+		// extended protocol: the simple path is runStmt
+		if s.txStatus == 'T' {
+			if _, err := s.exec("COMMIT"); err != nil {
+				return err
+			}
+		}
+		if _, err := s.exec(st.SQL); err != nil {
+			return err
+		}
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("TRUNCATE TABLE")})
+	case translate.AlterColumnType:
+		if s.txStatus != 'I' {
+			return rserr.New(rserr.ActiveSQLTransaction, "ALTER TABLE ALTER COLUMN cannot run inside a transaction block")
+		}
+		if err := s.checkAlter(st.Alter); err != nil {
+			return err
+		}
+		if _, err := s.exec(st.SQL); err != nil {
+			return err
+		}
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("ALTER TABLE")})
 	}
 	return nil
 }
