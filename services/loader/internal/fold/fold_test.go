@@ -504,36 +504,54 @@ func mustFold(t *testing.T, ch []Change, spec KeySpec) Result {
 func TestFoldMatchesSequentialApplication(t *testing.T) {
 	for _, spec := range []KeySpec{{Columns: []string{"id"}}, {Full: true}} {
 		for seed := uint64(0); seed < 300; seed++ {
-			src := newSource(seed, spec, 5+int(seed%40))
-			want := src.truth()
-			name := fmt.Sprintf("full=%v seed=%d", spec.Full, seed)
-			ch := src.changes
-
-			m := &model{spec: spec}
-			m.apply(mustFold(t, ch, spec))
-			if got := m.String(); got != want.String() {
-				t.Fatalf("%s: fold(seq)\n%s\nwant\n%s\nchanges: %s", name, got, want.String(), dump(ch))
-			}
-
-			rnd := rand.New(rand.NewPCG(seed, 2))
-			i := rnd.IntN(len(ch) + 1)
-			j := rnd.IntN(i + 1)
-			// windows [0,i) then [j,n): the second redelivers [j,i).
-			m = &model{spec: spec}
-			m.apply(mustFold(t, ch[:i], spec))
-			m.apply(mustFold(t, ch[j:], spec))
-			if got := m.String(); got != want.String() {
-				t.Fatalf("%s: windows [0,%d) [%d,%d)\n%s\nwant\n%s\nchanges: %s", name, i, j, len(ch), got, want.String(), dump(ch))
-			}
-
-			// fold(seq + suffix) in one window.
-			k := rnd.IntN(len(ch) + 1)
-			m = &model{spec: spec}
-			m.apply(mustFold(t, append(slices.Clip(ch), ch[k:]...), spec))
-			if got := m.String(); got != want.String() {
-				t.Fatalf("%s: fold(seq+seq[%d:])\n%s\nwant\n%s\nchanges: %s", name, k, got, want.String(), dump(ch))
-			}
+			checkFold(t, spec, seed, 5+int(seed%40))
 		}
+	}
+}
+
+// FuzzFold runs the same checks on sequences the fuzzer picks.
+func FuzzFold(f *testing.F) {
+	f.Add(uint64(1), uint8(20), false)
+	f.Add(uint64(16), uint8(30), true)
+	f.Fuzz(func(t *testing.T, seed uint64, n uint8, full bool) {
+		spec := KeySpec{Columns: []string{"id"}}
+		if full {
+			spec = KeySpec{Full: true}
+		}
+		checkFold(t, spec, seed, int(n))
+	})
+}
+
+func checkFold(t *testing.T, spec KeySpec, seed uint64, n int) {
+	t.Helper()
+	src := newSource(seed, spec, n)
+	want := src.truth()
+	name := fmt.Sprintf("full=%v seed=%d n=%d", spec.Full, seed, n)
+	ch := src.changes
+
+	m := &model{spec: spec}
+	m.apply(mustFold(t, ch, spec))
+	if got := m.String(); got != want.String() {
+		t.Fatalf("%s: fold(seq)\n%s\nwant\n%s\nchanges: %s", name, got, want.String(), dump(ch))
+	}
+
+	rnd := rand.New(rand.NewPCG(seed, 2))
+	i := rnd.IntN(len(ch) + 1)
+	j := rnd.IntN(i + 1)
+	// windows [0,i) then [j,n): the second redelivers [j,i).
+	m = &model{spec: spec}
+	m.apply(mustFold(t, ch[:i], spec))
+	m.apply(mustFold(t, ch[j:], spec))
+	if got := m.String(); got != want.String() {
+		t.Fatalf("%s: windows [0,%d) [%d,%d)\n%s\nwant\n%s\nchanges: %s", name, i, j, len(ch), got, want.String(), dump(ch))
+	}
+
+	// fold(seq + suffix) in one window.
+	k := rnd.IntN(len(ch) + 1)
+	m = &model{spec: spec}
+	m.apply(mustFold(t, append(slices.Clip(ch), ch[k:]...), spec))
+	if got := m.String(); got != want.String() {
+		t.Fatalf("%s: fold(seq+seq[%d:])\n%s\nwant\n%s\nchanges: %s", name, k, got, want.String(), dump(ch))
 	}
 }
 
