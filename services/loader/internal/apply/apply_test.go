@@ -311,6 +311,13 @@ func runScenarios(t *testing.T, e *env) {
 {"id":3,"a":"z","c":30}
 {"id":4,"a":"w","c":40}
 {"id":5,"a":"t","c":5}`)
+		// A narrower integer keeps the wider column.
+		e.apply(e.window("ddl",
+			pk(`table public.ddl: INSERT: id[smallint]:7 a[text]:'s' c[integer]:7`),
+		))
+		if got := e.columns("ddl"); got != "id INTEGER, a VARCHAR(65535), c INTEGER" {
+			t.Errorf("columns after narrowing: %s", got)
+		}
 		// A retype the warehouse cannot cast existing values for parks.
 		_, err := e.ap.Apply(context.Background(), e.window("ddl",
 			pk(`table public.ddl: INSERT: id[integer]:6 a[boolean]:true c[integer]:6`),

@@ -43,6 +43,33 @@ func tempName(seg int, kind string, n int) string {
 	return fmt.Sprintf("redms_s%d_%s%d", seg, kind, n)
 }
 
+// holds reports whether a column of type have takes every value of type
+// want unchanged (a wider VARCHAR, integer or float), so it is kept rather
+// than narrowed.
+func holds(have, want typemap.Target) bool {
+	rank := func(k typemap.Kind) (family, size int) {
+		switch k {
+		case typemap.KindSmallInt:
+			return 1, 1
+		case typemap.KindInteger:
+			return 1, 2
+		case typemap.KindBigInt:
+			return 1, 3
+		case typemap.KindReal:
+			return 2, 1
+		case typemap.KindDouble:
+			return 2, 2
+		}
+		return 0, 0
+	}
+	if have.Kind == typemap.KindVarchar && want.Kind == typemap.KindVarchar {
+		return have.Length >= want.Length
+	}
+	hf, hs := rank(have.Kind)
+	wf, ws := rank(want.Kind)
+	return hf != 0 && hf == wf && hs >= ws
+}
+
 func indexCol(cols []warehouse.Column, name string) int {
 	return slices.IndexFunc(cols, func(c warehouse.Column) bool { return c.Name == name })
 }
@@ -118,7 +145,7 @@ func (x *window) plan(folded fold.Result, cur []warehouse.Column, schemaExists b
 						sp.ddl = append(sp.ddl, warehouse.AddColumn(x.tgt, w))
 						cols = append(cols, w)
 					case cols[j].Type.SQL == w.Type.SQL:
-					case cols[j].Type.Kind == typemap.KindVarchar && w.Type.Kind == typemap.KindVarchar && cols[j].Type.Length >= w.Type.Length:
+					case holds(cols[j].Type, w.Type):
 						// keep the wider column: every value still fits
 					default:
 						sp.ddl = append(sp.ddl, warehouse.Retype(d, x.tgt, w)...)
