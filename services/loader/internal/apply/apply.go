@@ -95,6 +95,9 @@ func New(cfg Config, db *pgxpool.Pool, s3c *s3.Client, log *slog.Logger) (*Appli
 	if cfg.Dialect == warehouse.Redshift && a.store == nil {
 		return nil, errors.New("new applier: redshift loads from S3: an S3 client and bucket are required")
 	}
+	if cfg.Dialect == warehouse.Redshift && cfg.RedshiftIAMRole == "" && (cfg.S3AccessKeyID == "" || cfg.S3SecretAccessKey == "") {
+		return nil, errors.New("new applier: redshift COPY needs an IAM role or an S3 access key pair to read the staged objects")
+	}
 	return a, nil
 }
 

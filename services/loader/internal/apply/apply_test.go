@@ -473,3 +473,28 @@ func (e *env) resetWatermark(table string) {
 		e.t.Fatal(err)
 	}
 }
+
+func TestNewChecksConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		s3   bool
+	}{
+		{"unknown dialect", Config{Dialect: "oracle"}, false},
+		{"redshift without s3", Config{Dialect: warehouse.Redshift, S3Bucket: "b", RedshiftIAMRole: "r"}, false},
+		{"redshift without credentials", Config{Dialect: warehouse.Redshift, S3Bucket: "b"}, true},
+		{"s3 without bucket", Config{Dialect: warehouse.Postgres}, true},
+	}
+	for _, c := range cases {
+		var s3c *s3.Client
+		if c.s3 {
+			s3c = s3.New(s3.Options{Region: "us-east-1"})
+		}
+		if _, err := New(c.cfg, nil, s3c, nil); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+	if _, err := New(Config{Dialect: warehouse.Postgres}, nil, nil, nil); err != nil {
+		t.Errorf("postgres without s3: %v", err)
+	}
+}
