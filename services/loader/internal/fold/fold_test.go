@@ -565,3 +565,29 @@ func dump(ch []Change) string {
 	}
 	return b.String()
 }
+
+// BenchmarkFold folds windows of 200000 changes (the default window record
+// limit): inserts, TOAST updates and deletes over 50000 keys.
+func BenchmarkFold(b *testing.B) {
+	const n = 200000
+	ch := make([]Change, n)
+	for i := range ch {
+		k := fmt.Sprint(i % 50000)
+		switch {
+		case i < 50000:
+			ch[i] = ins(uint64(i), id(k), a("row"), col("t", "text", "toast"))
+		case i%7 == 0:
+			ch[i] = del(uint64(i), id(k))
+		default:
+			ch[i] = upd(uint64(i), id(k), a(fmt.Sprint(i)), toast("t", "text"))
+		}
+	}
+	spec := KeySpec{Columns: []string{"id"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Fold(ch, spec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "changes/s")
+}
