@@ -69,6 +69,8 @@ func TestTypes(t *testing.T) {
 		wantErr(t, c, "22008", "date out of range", "INSERT INTO t (d) VALUES ('infinity')")
 		wantErr(t, c, "22008", "date out of range", "INSERT INTO t (d) VALUES ('294277-01-01')")
 		wantErr(t, c, "22008", "timestamp out of range", "INSERT INTO t (ts) VALUES ('infinity')")
+		mustExec(t, c, "INSERT INTO t (ts, tz) VALUES ('4713-01-01 00:00:00 BC', '294276-12-31 23:59:59+00')")
+		wantErr(t, c, "22008", "timestamp out of range", "INSERT INTO t (ts) VALUES ('4714-12-01 00:00:00 BC')")
 		wantErr(t, c, "22008", "timestamp out of range", "INSERT INTO t (tz) VALUES ('-infinity')")
 		// pgx encodes typed parameters for domain columns (the emulator reports base types)
 		ts := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)

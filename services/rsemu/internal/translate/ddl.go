@@ -66,10 +66,10 @@ func (t Type) Postgres() (string, *Domain) {
 		d := domain("date", "date CHECK (VALUE BETWEEN '4713-01-01 BC' AND '294276-12-31')")
 		return d.Name, &d
 	case Timestamp:
-		d := domain("timestamp", "timestamp CHECK (isfinite(VALUE))")
+		d := domain("timestamp", "timestamp CHECK (isfinite(VALUE) AND VALUE >= '4713-01-01 00:00:00 BC')")
 		return d.Name, &d
 	case TimestampTZ:
-		d := domain("timestamptz", "timestamptz CHECK (isfinite(VALUE))")
+		d := domain("timestamptz", "timestamptz CHECK (isfinite(VALUE) AND VALUE >= '4713-01-01 00:00:00+00 BC')")
 		return d.Name, &d
 	case Time:
 		return "time", nil

@@ -101,8 +101,8 @@ func TestDomainSQL(t *testing.T) {
 		{Class: Varchar, Length: 10}: "CREATE DOMAIN rsemu.varchar_10 AS varchar(10) CHECK (octet_length(VALUE) <= 10)",
 		{Class: Char, Length: 3}:     "CREATE DOMAIN rsemu.char_3 AS char(3) CHECK (octet_length(VALUE::text) = char_length(VALUE::text))",
 		{Class: Date}:                "CREATE DOMAIN rsemu.date AS date CHECK (VALUE BETWEEN '4713-01-01 BC' AND '294276-12-31')",
-		{Class: Timestamp}:           "CREATE DOMAIN rsemu.timestamp AS timestamp CHECK (isfinite(VALUE))",
-		{Class: TimestampTZ}:         "CREATE DOMAIN rsemu.timestamptz AS timestamptz CHECK (isfinite(VALUE))",
+		{Class: Timestamp}:           "CREATE DOMAIN rsemu.timestamp AS timestamp CHECK (isfinite(VALUE) AND VALUE >= '4713-01-01 00:00:00 BC')",
+		{Class: TimestampTZ}:         "CREATE DOMAIN rsemu.timestamptz AS timestamptz CHECK (isfinite(VALUE) AND VALUE >= '4713-01-01 00:00:00+00 BC')",
 	}
 	for typ, want := range cases {
 		_, d := typ.Postgres()
