@@ -332,8 +332,10 @@ func (x *window) transact(ctx context.Context, conn *pgx.Conn, p *plan, applied 
 		return nil
 	}
 	now := x.a.now()
-	if err := exec("create watermark row", warehouse.EnsureWatermark(d, x.a.cfg.StateSchema, x.target, now)); err != nil {
-		return err
+	// Two owners racing to create the row collide on its primary key: that
+	// is worth a retry, never a park.
+	if _, err := tx.Exec(ctx, warehouse.EnsureWatermark(d, x.a.cfg.StateSchema, x.target, now), pgx.QueryExecModeSimpleProtocol); err != nil {
+		return fmt.Errorf("create watermark row of %s: %w", x.target, err)
 	}
 	locked, err := readSeq(ctx, tx.Conn(), warehouse.ReadWatermark(d, x.a.cfg.StateSchema, x.target))
 	if err != nil {
