@@ -124,6 +124,7 @@ func BenchmarkCapture(b *testing.B) {
 		if p := os.Getenv("REDMS_BENCH_CPUPROFILE"); p != "" {
 			args = append(args, "--cpuprofile", p)
 		}
+		natsCPU := cpuSeconds(b, os.Getpid())
 		start = time.Now()
 		p := startCapture(b, env, args...)
 		deadline := time.Now().Add(10 * time.Minute)
@@ -136,6 +137,7 @@ func BenchmarkCapture(b *testing.B) {
 		capDur := time.Since(start)
 		rss := vmHWM(b, p.cmd.Process.Pid)
 		cpu := cpuSeconds(b, p.cmd.Process.Pid)
+		natsCPU = cpuSeconds(b, os.Getpid()) - natsCPU
 		if err := p.stop(30 * time.Second); err != nil {
 			b.Errorf("capture exit: %v", err)
 		}
@@ -148,6 +150,7 @@ func BenchmarkCapture(b *testing.B) {
 		b.ReportMetric(recvDur.Seconds()/capDur.Seconds(), "capture/recvlogical-ratio")
 		b.ReportMetric(rss, "capture-peak-rss-MB")
 		b.ReportMetric(cpu*1e6/float64(changes), "capture-cpu-µs/change")
+		b.ReportMetric(natsCPU*1e6/float64(changes), "nats-server-cpu-µs/change")
 		b.Logf("pg_recvlogical %s, redms-capture %s (%d changes)", recvDur.Round(time.Millisecond), capDur.Round(time.Millisecond), changes)
 	}
 }

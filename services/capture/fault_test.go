@@ -278,6 +278,7 @@ func TestProxyCuts(t *testing.T) {
 	natsProxy := testenv.StartProxy(t, ns.URL()[len("nats://"):])
 	env := liveEnv(fmt.Sprintf("postgres://postgres@%s/shop?sslmode=disable", pgProxy.Addr()), "nats://"+natsProxy.Addr(), "cuts")
 	env["REDMS_ACK_TIMEOUT"] = "2s"
+	env["REDMS_TXN_BUFFER"] = "200" // transactions of 500 are published in parts
 	p := startCapture(t, env)
 	eventually(t, 30*time.Second, "slot", func() bool { return slotConfirmed(t, connect(t, url), "cuts") != 0 })
 

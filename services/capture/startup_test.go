@@ -65,3 +65,29 @@ func TestStreamMismatch(t *testing.T) {
 		t.Errorf("slot created although the stream was refused")
 	}
 }
+
+// TestLiveDryRun reads the slot, writes JSON, publishes nothing and never
+// moves the slot.
+func TestLiveDryRun(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	url := pg.CreateDatabase(t, "shop")
+	db := connect(t, url)
+	exec1(t, db, "CREATE TABLE t (id int PRIMARY KEY, v text)")
+	exec1(t, db, "SELECT pg_create_logical_replication_slot('dry', 'test_decoding')")
+	before := slotConfirmed(t, db, "dry")
+	exec1(t, db, "INSERT INTO t VALUES (1, 'x')")
+	env := liveEnv(url, "nats://127.0.0.1:1", "dry") // no NATS needed
+	p := startCapture(t, env, "--dry-run")
+	eventually(t, 30*time.Second, "a JSON line", func() bool { return strings.Contains(p.stdout.String(), "\n") })
+	time.Sleep(time.Second) // several status updates
+	if err := p.stop(15 * time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	want := `{"database":"shop","schema":"public","table":"t","op":"OP_INSERT","columns":[{"name":"id","type":"integer","value":"1"},{"name":"v","type":"text","value":"x"}]`
+	if !strings.HasPrefix(p.stdout.String(), want) {
+		t.Errorf("stdout %q, want it to start with %q", p.stdout.String(), want)
+	}
+	if after := slotConfirmed(t, db, "dry"); after != before {
+		t.Errorf("dry run moved the slot from %s to %s", before, after)
+	}
+}

@@ -138,7 +138,8 @@ func (b *Builder) add(ctx context.Context, rec *testdecoding.Record, raw []byte,
 		}
 		return nil
 	}
-	h := make(nats.Header, 10)
+	// 8 headers fit one map group: no table allocation.
+	h := make(nats.Header, 8)
 	lsnText := lsn.String()
 	setChange(h, b.DB, lsnText, ord, b.xidHdr, tbl.keysHdr, tbl.sourceHdr)
 	if tbl.leafHdr != nil {
