@@ -63,6 +63,8 @@ type Applier struct {
 	store *stage.Store
 	log   *slog.Logger
 	now   func() time.Time
+	// beforeTx runs between staging and the transaction (tests only).
+	beforeTx func()
 
 	mu         sync.Mutex
 	stateReady bool
@@ -214,6 +216,9 @@ func (a *Applier) Apply(ctx context.Context, w Window) (Result, error) {
 	}
 	if err := x.stage(ctx, p); err != nil {
 		return x.res, err
+	}
+	if a.beforeTx != nil {
+		a.beforeTx()
 	}
 	for _, stmt := range p.before {
 		if _, err := conn.Exec(ctx, stmt, pgx.QueryExecModeSimpleProtocol); err != nil {

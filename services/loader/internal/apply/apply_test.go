@@ -379,6 +379,28 @@ func runScenarios(t *testing.T, e *env) {
 		e.apply(w2)
 		e.expect("wm", `{"id":1,"v":"c"}`)
 	})
+	t.Run("a stale owner is fenced by the watermark", func(t *testing.T) {
+		e.t = t
+		stale := e.window("fence", pk(`table public.fence: INSERT: id[integer]:1 v[text]:'stale'`))
+		fresh := stale
+		fresh.Msgs = append(stale.Msgs[:1:1], e.window("fence", pk(`table public.fence: UPDATE: id[integer]:1 v[text]:'fresh'`)).Msgs...)
+		// The fresh owner commits while the stale one is staging.
+		e.ap.beforeTx = func() {
+			e.ap.beforeTx = nil
+			e.apply(fresh)
+		}
+		_, err := e.ap.Apply(context.Background(), stale)
+		var pe *ParkError
+		if err == nil || errors.As(err, &pe) || !strings.Contains(err.Error(), "watermark") {
+			t.Fatalf("stale window: want a retryable watermark error, got %v", err)
+		}
+		// Its retry finds everything applied.
+		res := e.apply(stale)
+		if res.Applied || res.Replays != 1 {
+			t.Errorf("retry of the stale window: %+v", res)
+		}
+		e.expect("fence", `{"id":1,"v":"fresh"}`)
+	})
 	t.Run("unparseable record parks", func(t *testing.T) {
 		e.t = t
 		w := e.window("bad",
