@@ -3,11 +3,13 @@ package testdecoding
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -103,20 +105,28 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzReader: no stream panics or loops; every record returned without error
-// is stable under Render and Parse, and the Reader always makes progress.
+// is stable under Render and Parse; the Reader always makes progress; and a
+// Reader with a tiny buffer, fed one byte per read, returns exactly the same
+// sequence (refilling and growing change nothing).
 func FuzzReader(f *testing.F) {
 	f.Add([]byte(strings.Join(seedRecords, "\n")))
 	f.Add([]byte("message: transactional: 1 prefix: p, sz: 100 content:short\nBEGIN\n"))
 	f.Add([]byte("table a.b: INSERT: c[text]:'open\nBEGIN\n'\n"))
 	f.Add([]byte("\n\n\"\n'\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := NewReader(bytes.NewReader(data))
-		r.SetMaxRecordBytes(4096)
+		big := NewReader(bytes.NewReader(data))
+		big.SetMaxRecordBytes(4096)
+		small := newReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 1)
+		small.SetMaxRecordBytes(4096)
 		for calls := 0; ; calls++ {
 			if calls > len(data)+1 {
 				t.Fatalf("%d calls to Next on %d bytes: no progress", calls, len(data))
 			}
-			rec, raw, err := r.Next()
+			rec, raw, err := big.Next()
+			srec, sraw, serr := small.Next()
+			if !bytes.Equal(raw, sraw) || fmt.Sprint(err) != fmt.Sprint(serr) || big.Line() != small.Line() || !eqRecord(rec, srec) {
+				t.Fatalf("readers differ at call %d:\nbuffered: %q %v line %d\ntiny:     %q %v line %d", calls, raw, err, big.Line(), sraw, serr, small.Line())
+			}
 			if err == io.EOF {
 				return
 			}

@@ -40,7 +40,13 @@ type Reader struct {
 
 // NewReader returns a Reader reading from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{src: r, buf: make([]byte, 64<<10), line: 1, max: DefaultMaxRecordBytes}
+	return newReaderSize(r, 64<<10)
+}
+
+// newReaderSize is NewReader with an initial buffer of size bytes (tests use
+// tiny ones to exercise refilling and growing).
+func newReaderSize(r io.Reader, size int) *Reader {
+	return &Reader{src: r, buf: make([]byte, max(size, 1)), line: 1, max: DefaultMaxRecordBytes}
 }
 
 // SetMaxRecordBytes sets the size above which an unfinished record is
@@ -88,7 +94,7 @@ func (r *Reader) NextInto(rec *Record) ([]byte, error) {
 	for r.start < r.end {
 		b := r.buf[r.start:r.end]
 		k := bytes.IndexByte(b, '\n')
-		if k < 0 || hasPrefix(b, "message:") {
+		if k < 0 || k > r.max || hasPrefix(b, "message:") {
 			break
 		}
 		if k == 0 {
@@ -172,14 +178,19 @@ var nl = []byte{'\n'}
 func (r *Reader) firstLine() int {
 	from := 0
 	for {
-		if k := bytes.IndexByte(r.buf[r.start+from:r.end], '\n'); k >= 0 {
+		b := r.buf[r.start:r.end]
+		lim := min(len(b), r.max+1) // a newline at index max ends a record of max bytes
+		if k := bytes.IndexByte(b[from:lim], '\n'); k >= 0 {
 			return from + k
 		}
-		from = r.end - r.start
-		if r.eof {
-			return from
+		if len(b) > r.max {
+			return -1
 		}
-		if from > r.max || r.fill() != nil {
+		if r.eof {
+			return len(b)
+		}
+		from = len(b)
+		if r.fill() != nil {
 			return -1
 		}
 	}
@@ -202,7 +213,7 @@ func (r *Reader) skipOversizedLine() ([]byte, error) {
 			return nil, err
 		}
 	}
-	return nil, &ParseError{Line: r.lastLine, Reason: "record longer than " + strconv.Itoa(r.max) + " bytes without a newline"}
+	return nil, &ParseError{Line: r.lastLine, Reason: "record longer than " + strconv.Itoa(r.max) + " bytes"}
 }
 
 // fill reads more input into buf, compacting or growing it first.
@@ -262,6 +273,9 @@ func (r *Reader) quotedExtent() (int, bool, error) {
 	i := 0
 	for {
 		b := r.buf[r.start:r.end]
+		// Look no further than a record of max bytes and its newline, so
+		// that the outcome does not depend on how much is buffered.
+		b = b[:min(len(b), r.max+1)]
 		for i < len(b) {
 			if inQuote != 0 {
 				k := bytes.IndexByte(b[i:], inQuote)
@@ -282,11 +296,11 @@ func (r *Reader) quotedExtent() (int, bool, error) {
 			}
 			i++
 		}
-		if r.eof {
-			return len(b), inQuote == 0, nil
-		}
 		if len(b) > r.max {
 			return 0, false, nil
+		}
+		if r.eof {
+			return len(b), inQuote == 0, nil
 		}
 		if err := r.fill(); err != nil {
 			return 0, false, err
@@ -298,31 +312,39 @@ func (r *Reader) quotedExtent() (int, bool, error) {
 // ", sz: N content:" header whose N bytes of content are followed by a
 // newline or the end of the input.
 func (r *Reader) messageExtent() (int, bool, error) {
+	const header = ", sz: "
+	const lookahead = 64 // ", sz: " + up to 20 digits + " content:", and then some
 	j := 0
 	for {
 		b := r.buf[r.start:r.end]
-		k := bytes.Index(b[j:], []byte(", sz: "))
-		if k < 0 || len(b)-(j+k) < len(", sz: 18446744073709551615 content:") && !r.eof {
-			// Header not (fully) here yet.
-			if r.eof {
+		// A header that starts at max or later cannot end a record of at
+		// most max bytes; looking no further keeps the outcome independent
+		// of how much is buffered.
+		lim := min(len(b), r.max)
+		k := -1
+		if j < lim {
+			k = bytes.Index(b[j:lim], []byte(header))
+		}
+		if k < 0 {
+			if len(b) >= r.max || r.eof {
 				return 0, false, nil
 			}
-			if len(b) > r.max {
-				return 0, false, nil
-			}
+			j = max(j, lim-len(header)+1) // a header may straddle what is buffered
 			if err := r.fill(); err != nil {
 				return 0, false, err
 			}
 			continue
 		}
 		at := j + k
-		n, contentStart, ok := messageSize(string(b[at:min(len(b), at+64)]), 0)
-		if !ok {
-			j = at + 1
+		if len(b)-at < lookahead && !r.eof {
+			if err := r.fill(); err != nil {
+				return 0, false, err
+			}
 			continue
 		}
+		n, contentStart, ok := messageSize(string(b[at:min(len(b), at+lookahead)]), 0)
 		end := at + contentStart + n
-		if end > r.max {
+		if !ok || n > r.max || end > r.max {
 			j = at + 1
 			continue
 		}

@@ -123,24 +123,34 @@ func TestReader(t *testing.T) {
 func TestReaderMaxRecordBytes(t *testing.T) {
 	// An unfinished quote is given up at the maximum: its first line is the
 	// broken record, and reading goes on after it.
-	long := "table public.t: INSERT: a[text]:'" + strings.Repeat("x", 200) + "\n" + strings.Repeat("y", 300) + "\nBEGIN\n"
-	r := NewReader(strings.NewReader(long))
+	input := "table public.t: INSERT: a[text]:'" + strings.Repeat("x", 20) + "\n" + strings.Repeat("y", 300) + "\nBEGIN\n"
+	r := NewReader(strings.NewReader(input))
 	r.SetMaxRecordBytes(100)
 	got := readAll(t, r)
-	if len(got) != 3 || !strings.Contains(got[0].err, "unterminated quoted literal") || got[0].line != 1 ||
-		!strings.Contains(got[1].err, "unknown record") || got[1].line != 2 ||
+	if len(got) != 3 || !strings.Contains(got[0].err, "line 1: table public.t: offset 32: unterminated quoted literal") ||
+		!strings.Contains(got[1].err, "line 2: offset 0: record longer than 100 bytes") ||
 		got[2].kind != KindBegin || got[2].line != 3 {
 		t.Fatalf("got %+v", got)
 	}
 
-	// A first line longer than the maximum is skipped whole.
-	huge := "table public.t: INSERT: a[text]:'" + strings.Repeat("x", 300<<10) + "\nBEGIN\n"
-	r = NewReader(strings.NewReader(huge))
-	r.SetMaxRecordBytes(100 << 10)
-	got = readAll(t, r)
-	if len(got) != 2 || !strings.Contains(got[0].err, "line 1: offset 0: record longer than 102400 bytes") ||
-		got[1].kind != KindBegin || got[1].line != 2 {
-		t.Fatalf("got %+v", got)
+	// A line longer than the maximum is skipped whole, however much of it
+	// is buffered, even when it would parse.
+	for _, size := range []int{1, 64 << 10} {
+		huge := "table public.t: INSERT: a[text]:'" + strings.Repeat("x", 300) + "'\nBEGIN\n"
+		r = newReaderSize(strings.NewReader(huge), size)
+		r.SetMaxRecordBytes(200)
+		got = readAll(t, r)
+		if len(got) != 2 || !strings.Contains(got[0].err, "line 1: offset 0: record longer than 200 bytes") ||
+			got[1].kind != KindBegin || got[1].line != 2 {
+			t.Fatalf("buffer %d: got %+v", size, got)
+		}
+	}
+	// A record of exactly the maximum is fine.
+	exact := "table public.t: INSERT: a[text]:'" + strings.Repeat("x", 200-34) + "'"
+	r = NewReader(strings.NewReader(exact + "\n"))
+	r.SetMaxRecordBytes(len(exact))
+	if _, raw, err := r.Next(); err != nil || string(raw) != exact {
+		t.Fatalf("record of max bytes: %v", err)
 	}
 }
 
