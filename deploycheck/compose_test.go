@@ -121,12 +121,13 @@ func TestCompose(t *testing.T) {
 	}
 }
 
-// TestComposeEnvMatchesConfig: every REDMS_* variable set on capture or
-// loader is one the binary's Config reads (a typo would be silently ignored).
+// TestComposeEnvMatchesConfig: every REDMS_* variable set on a service built
+// from a redms binary is one that binary's Config reads (a typo would be
+// silently ignored).
 func TestComposeEnvMatchesConfig(t *testing.T) {
 	c := readCompose(t)
 	bins := loadBinaries(t)
-	for svc, bin := range map[string]string{"capture": "redms-capture", "loader": "redms-loader"} {
+	for svc, bin := range map[string]string{"capture": "redms-capture", "loader": "redms-loader", "rsemu": "redms-rsemu"} {
 		b, err := MustFind(bins, bin)
 		if err != nil {
 			t.Error(err)
