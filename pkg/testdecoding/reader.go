@@ -20,8 +20,9 @@ const DefaultMaxRecordBytes = 256 << 20
 // record.
 //
 // When a record is broken (its quote never closes before the end of the input
-// or before MaxRecordBytes), the Reader returns a *ParseError for its first
-// line and resumes with the line after it. A record whose quotes balance but
+// or within the maximum record size), the Reader returns a *ParseError for its
+// first line and resumes with the line after it; a line longer than the
+// maximum is skipped whole with a *ParseError. A record whose quotes balance but
 // which does not parse is returned whole with its *ParseError, and the Reader
 // resumes after it. Either way Next can be called again. Blank lines are
 // skipped. A last record without a trailing newline is returned at a clean
@@ -49,8 +50,9 @@ func newReaderSize(r io.Reader, size int) *Reader {
 	return &Reader{src: r, buf: make([]byte, max(size, 1)), line: 1, max: DefaultMaxRecordBytes}
 }
 
-// SetMaxRecordBytes sets the size above which an unfinished record is
-// treated as broken (see Reader). n <= 0 restores DefaultMaxRecordBytes.
+// SetMaxRecordBytes sets the largest record, in bytes, the Reader accepts
+// (see Reader); it bounds the Reader's memory. n <= 0 restores
+// DefaultMaxRecordBytes.
 func (r *Reader) SetMaxRecordBytes(n int) {
 	if n <= 0 {
 		n = DefaultMaxRecordBytes
@@ -71,6 +73,9 @@ func (r *Reader) Next() (Record, []byte, error) {
 	// Parse into a scratch record, then copy its slices out exactly sized:
 	// one allocation each instead of append's doublings.
 	raw, err := r.NextInto(&r.scratch)
+	if raw == nil && err != nil {
+		return Record{}, nil, err
+	}
 	rec := r.scratch
 	rec.Columns = cloneSlice(rec.Columns)
 	rec.OldKey = cloneSlice(rec.OldKey)
