@@ -127,6 +127,11 @@ func up(ctx context.Context, opts stackOptions, envFile string, stdout io.Writer
 	defer func() {
 		opts.Log.Info("stopping")
 		_ = os.Remove(envFile)
+		if err != nil {
+			if kept, kerr := keepLogs(filepath.Join(s.dir, "logs")); kerr == nil {
+				err = fmt.Errorf("%w (service logs kept in %s)", err, kept)
+			}
+		}
 		err = errors.Join(err, s.close(context.Background()))
 	}()
 	vars := s.envVars()
