@@ -229,6 +229,12 @@ func TestDockerfile(t *testing.T) {
 				t.Errorf("stage %s copies from %s, not an earlier stage", current, from)
 			}
 		}
+		if i := strings.Index(line, "cd services/"); i >= 0 {
+			svc := strings.Fields(line[i+3:])[0]
+			if _, err := os.Stat(filepath.Join(repoRoot, svc, "main.go")); err != nil {
+				t.Errorf("stage %s builds %s, which has no main.go", current, svc)
+			}
+		}
 		if strings.HasPrefix(line, "USER ") {
 			users[current] = strings.TrimPrefix(line, "USER ")
 		}
