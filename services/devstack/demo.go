@@ -225,6 +225,9 @@ func runDemo(ctx context.Context, opts stackOptions, d demoOptions, out io.Write
 		return err
 	}
 	if runErr != nil {
+		if ctx.Err() != nil {
+			return errors.New("interrupted")
+		}
 		return runErr
 	}
 	// One last reading after catch-up, for the summary.

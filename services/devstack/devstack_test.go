@@ -43,7 +43,7 @@ func runTests(m *testing.M) int {
 	} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), ".")
 		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s in %s: %v\n%s\n", name, src, err, out)
 			return 1
