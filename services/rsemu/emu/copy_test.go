@@ -182,6 +182,23 @@ func TestCopy(t *testing.T) {
 		wantRows(t, c, "0", "SELECT count(*) FROM t")
 		wantRows(t, c, "1207|bad", "SELECT err_code, raw_field_value FROM stl_load_errors")
 	})
+	t.Run("types first used inside a transaction", func(t *testing.T) {
+		t.Parallel()
+		db := e.db(t)
+		c, other := e.connect(t, db), e.connect(t, db)
+		mustExec(t, c, "CREATE TABLE t (id INT)")
+		f := e.put(t, "snap/a.csv", "1,\"x\",2024-01-01\n", false)
+		mustExec(t, c, "BEGIN")
+		wantRows(t, c, "0", "SELECT count(*) FROM t") // the snapshot is taken
+		mustExec(t, other, "CREATE TABLE u (v VARCHAR(77))")
+		mustExec(t, c, "CREATE TEMP TABLE tmp (k0 INT, c0 VARCHAR(77), c1 DATE)")
+		mustExec(t, c, "ALTER TABLE t ADD COLUMN w VARCHAR(78)")
+		wantRows(t, c, "k0|NULL\nc0|77\nc1|NULL", "SELECT column_name, character_maximum_length FROM information_schema.columns WHERE table_name = 'tmp' ORDER BY ordinal_position")
+		wantRows(t, c, "id|NULL\nw|78", "SELECT column_name, character_maximum_length FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position")
+		mustExec(t, c, "COPY tmp FROM '"+f+"' IAM_ROLE '"+role+"' CSV")
+		wantRows(t, c, "1", "SELECT pg_last_copy_count()")
+		mustExec(t, c, "COMMIT")
+	})
 	t.Run("extended protocol", func(t *testing.T) {
 		t.Parallel()
 		c := e.connect(t, e.db(t))

@@ -100,6 +100,25 @@ func TestStatements(t *testing.T) {
 		wantErr(t, c, "42601", `syntax error at or near ","`, "ALTER TABLE t DROP COLUMN id, DROP COLUMN b")
 		wantRows(t, c, "id\nb", "SELECT column_name FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position")
 	})
+	t.Run("retype by add, copy, drop, rename", func(t *testing.T) {
+		t.Parallel()
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (c INT)")
+		mustExec(t, c, "INSERT INTO t VALUES (12345)")
+		for i, typ := range []string{"VARCHAR(20)", "BIGINT", "VARCHAR(20)"} {
+			mustExec(t, c, "BEGIN")
+			mustExec(t, c, "ALTER TABLE t ADD COLUMN redms_retype_new "+typ)
+			mustExec(t, c, "UPDATE t SET redms_retype_new = c::"+typ)
+			mustExec(t, c, "ALTER TABLE t DROP COLUMN c")
+			mustExec(t, c, "ALTER TABLE t RENAME COLUMN redms_retype_new TO c")
+			mustExec(t, c, "COMMIT")
+			if i == 0 {
+				wantErr(t, c, "22001", "character varying(20)", "INSERT INTO t VALUES ($1)", "123456789012345678901")
+			}
+		}
+		wantRows(t, c, "12345", "SELECT c FROM t")
+		wantErr(t, c, "22001", "character varying(20)", "INSERT INTO t VALUES ($1)", "123456789012345678901")
+	})
 	t.Run("truncate commits the transaction", func(t *testing.T) {
 		t.Parallel()
 		c := e.connect(t, e.db(t))

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -70,15 +71,17 @@ func loadErrorDetail(e s3copy.LoadError) string {
 }
 
 // copyColumns reads the target table's columns (those c names, in c's
-// order, or all).
+// order, or all). Types are named by format_type, whose catalog lookups do
+// not depend on the transaction's snapshot.
 func (s *session) copyColumns(c *translate.CopyStmt) (uint32, []s3copy.Column, error) {
-	rows, err := s.exec(fmt.Sprintf(`SELECT a.attrelid::bigint, a.attname, t.typname, n.nspname, coalesce(bt.typname, t.typname),
-	CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, a.attnotnull
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace
-LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+	rows, err := s.exec(fmt.Sprintf(`SELECT a.attrelid::bigint, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+FROM pg_attribute a
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, translate.QuoteLiteral(c.Table)))
 	if err != nil {
 		return 0, nil, err
+	}
+	if len(rows) == 0 {
+		return 0, nil, rserr.New("42P01", "relation %q has no columns visible to this transaction", c.TableName)
 	}
 	var oid uint32
 	byName := map[string]s3copy.Column{}
@@ -86,8 +89,7 @@ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY
 	for _, r := range rows {
 		o, _ := strconv.ParseUint(r[0], 10, 32)
 		oid = uint32(o)
-		typmod, _ := strconv.Atoi(r[5])
-		col := s3copy.Column{Name: r[1], Type: columnType(r[2], r[3], r[4], typmod), NotNull: r[6] == "t"}
+		col := s3copy.Column{Name: r[1], Type: columnType(r[2]), NotNull: r[3] == "t"}
 		byName[col.Name] = col
 		all = append(all, col)
 	}
@@ -105,41 +107,44 @@ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY
 	return oid, cols, nil
 }
 
-// columnType maps a stored column type to the Redshift type whose rules
-// COPY applies.
-func columnType(typname, nsp, base string, typmod int) translate.Type {
-	if nsp == translate.Schema {
-		if t, ok := translate.DomainType(typname); ok {
-			return t
-		}
+var typmodRE = regexp.MustCompile(`^([a-z ]+?)(?:\((\d+)(?:,(\d+))?\))?$`)
+
+// columnType maps a column's format_type text to the Redshift type whose
+// rules COPY applies (a VARCHAR(n) stored as varchar(n): n bytes).
+func columnType(formatted string) translate.Type {
+	g := typmodRE.FindStringSubmatch(formatted)
+	if g == nil {
+		return translate.Type{}
 	}
-	switch base {
-	case "int2":
+	n1, _ := strconv.Atoi(g[2])
+	n2, _ := strconv.Atoi(g[3])
+	switch g[1] {
+	case "smallint":
 		return translate.Type{Class: translate.SmallInt}
-	case "int4":
+	case "integer":
 		return translate.Type{Class: translate.Integer}
-	case "int8":
+	case "bigint":
 		return translate.Type{Class: translate.BigInt}
 	case "numeric":
-		if typmod < 4 {
+		if g[2] == "" {
 			return translate.Type{Class: translate.Numeric, Precision: 1000, Scale: 500}
 		}
-		return translate.Type{Class: translate.Numeric, Precision: ((typmod - 4) >> 16) & 0xffff, Scale: (typmod - 4) & 0xffff}
-	case "float4":
+		return translate.Type{Class: translate.Numeric, Precision: n1, Scale: n2}
+	case "real":
 		return translate.Type{Class: translate.Real}
-	case "float8":
+	case "double precision":
 		return translate.Type{Class: translate.Double}
-	case "bool":
+	case "boolean":
 		return translate.Type{Class: translate.Boolean}
-	case "bpchar":
-		return translate.Type{Class: translate.Char, Length: max(typmod-4, 1)}
-	case "varchar", "text":
-		return translate.Type{Class: translate.Varchar, Length: max(typmod-4, 0)}
+	case "character", "bpchar":
+		return translate.Type{Class: translate.Char, Length: max(n1, 1)}
+	case "character varying", "text":
+		return translate.Type{Class: translate.Varchar, Length: n1}
 	case "date":
 		return translate.Type{Class: translate.Date}
-	case "timestamp":
+	case "timestamp without time zone":
 		return translate.Type{Class: translate.Timestamp}
-	case "timestamptz":
+	case "timestamp with time zone":
 		return translate.Type{Class: translate.TimestampTZ}
 	}
 	return translate.Type{}

@@ -25,20 +25,19 @@ func (s *session) handleParse(ctx context.Context, m *pgproto3.Parse) error {
 	}
 	st := translate.Stmt{Kind: translate.Passthrough}
 	if len(parts) == 1 {
-		if st, err = translate.Translate(parts[0], s.opt); err != nil {
+		opt := s.opt
+		opt.Suffix = newSuffix()
+		if st, err = translate.Translate(parts[0], opt); err != nil {
 			return err
 		}
 	}
 	delete(s.stmts, m.Name)
 	if st.Kind != translate.Passthrough {
-		if err := s.srv.ensureDomains(ctx, s.db, st.Domains); err != nil {
-			return err
-		}
 		s.stmts[m.Name] = prepared{local: &st}
 		s.be.Send(&pgproto3.ParseComplete{})
 		return nil
 	}
-	if err := s.prepare(ctx, st); err != nil {
+	if err := s.prepare(st); err != nil {
 		return err
 	}
 	s.stmts[m.Name] = prepared{lastCopyCount: st.LastCopyCount}

@@ -40,7 +40,6 @@ type Server struct {
 	mu       sync.Mutex
 	pools    map[string]*pgxpool.Pool // per database: the emulator's own connections
 	prepared map[string]bool          // databases whose rsemu schema exists
-	domains  map[string]bool          // db + "\x00" + domain name, created
 	bases    map[string]uint32        // db + "\x00" + oid → base type of a domain
 	sessions map[uint32]*cancelTarget // client-visible pid → backend cancel key
 	conns    map[net.Conn]struct{}
@@ -72,7 +71,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, log: log, objects: store,
-		pools: map[string]*pgxpool.Pool{}, prepared: map[string]bool{}, domains: map[string]bool{},
+		pools: map[string]*pgxpool.Pool{}, prepared: map[string]bool{},
 		bases: map[string]uint32{}, sessions: map[uint32]*cancelTarget{}, conns: map[net.Conn]struct{}{},
 		nextPID: 1000,
 	}, nil
@@ -259,32 +258,6 @@ func (srv *Server) prepareDatabase(ctx context.Context, db string) error {
 	srv.mu.Lock()
 	srv.prepared[db] = true
 	srv.mu.Unlock()
-	return nil
-}
-
-// ensureDomains creates the rsemu domains a statement needs, committed
-// at once so that a client's rollback never drops them.
-func (srv *Server) ensureDomains(ctx context.Context, db string, ds []translate.Domain) error {
-	for _, d := range ds {
-		key := db + "\x00" + d.Name
-		srv.mu.Lock()
-		done := srv.domains[key]
-		srv.mu.Unlock()
-		if done {
-			continue
-		}
-		p, err := srv.pool(ctx, db)
-		if err != nil {
-			return err
-		}
-		sql := "DO $rsemu$ BEGIN " + d.Create + "; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $rsemu$"
-		if _, err := p.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("create domain %s: %w", d.Name, err)
-		}
-		srv.mu.Lock()
-		srv.domains[key] = true
-		srv.mu.Unlock()
-	}
 	return nil
 }
 

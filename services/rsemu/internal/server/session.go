@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -210,6 +212,13 @@ func (s *session) handle(ctx context.Context, msg pgproto3.FrontendMessage) erro
 	return err
 }
 
+// newSuffix makes constraint names unique: 8 random hex digits.
+func newSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 // isConnError reports an error of the client or backend connection: the
 // session cannot go on.
 func isConnError(err error) bool {
@@ -238,6 +247,7 @@ func (s *session) handleQuery(ctx context.Context, sql string) error {
 	if err == nil {
 		opt := s.opt
 		for _, toks := range parts {
+			opt.Suffix = newSuffix()
 			st, terr := translate.Translate(toks, opt)
 			if terr != nil {
 				err = terr
@@ -260,7 +270,7 @@ func (s *session) handleQuery(ctx context.Context, sql string) error {
 		// Postgres gives the multi-statement semantics itself.
 		sqls := make([]string, len(stmts))
 		for i, st := range stmts {
-			if err := s.prepare(ctx, st); err != nil {
+			if err := s.prepare(st); err != nil {
 				return s.queryFailed(err, false)
 			}
 			sqls[i] = st.SQL
@@ -366,7 +376,7 @@ func (s *session) finishQuery(implicit, failed bool) error {
 // its results to the client. Errors are *rserr.Error (emulator's own),
 // *backendError (Postgres'), or fatal.
 func (s *session) runStmt(ctx context.Context, st translate.Stmt, simple, implicit bool) error {
-	if err := s.prepare(ctx, st); err != nil {
+	if err := s.prepare(st); err != nil {
 		return err
 	}
 	switch st.Kind {
@@ -407,13 +417,14 @@ func (s *session) runStmt(ctx context.Context, st translate.Stmt, simple, implic
 		if s.txStatus != 'I' || implicit {
 			return rserr.New(rserr.ActiveSQLTransaction, "ALTER TABLE ALTER COLUMN cannot run inside a transaction block")
 		}
-		if err := s.checkAlter(st.Alter); err != nil {
+		sql, err := s.alterSQL(st.Alter)
+		if err != nil {
 			return err
 		}
 		if err := s.sync(); err != nil {
 			return err
 		}
-		failed, err := s.simpleQuery(st.SQL)
+		failed, err := s.simpleQuery(sql)
 		if err != nil {
 			return err
 		}
@@ -466,10 +477,11 @@ func (s *session) runLocal(ctx context.Context, st translate.Stmt, describe bool
 		if s.txStatus != 'I' {
 			return rserr.New(rserr.ActiveSQLTransaction, "ALTER TABLE ALTER COLUMN cannot run inside a transaction block")
 		}
-		if err := s.checkAlter(st.Alter); err != nil {
+		sql, err := s.alterSQL(st.Alter)
+		if err != nil {
 			return err
 		}
-		if _, err := s.exec(st.SQL); err != nil {
+		if _, err := s.exec(sql); err != nil {
 			return err
 		}
 		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("ALTER TABLE")})
@@ -483,12 +495,8 @@ func showDescription(name string) *pgproto3.RowDescription {
 	}}}
 }
 
-// prepare creates the domains st needs and publishes the session's last
-// COPY count when st reads it.
-func (s *session) prepare(ctx context.Context, st translate.Stmt) error {
-	if err := s.srv.ensureDomains(ctx, s.db, st.Domains); err != nil {
-		return err
-	}
+// prepare publishes the session's last COPY count when st reads it.
+func (s *session) prepare(st translate.Stmt) error {
 	if st.LastCopyCount {
 		return s.publishLastCopyCount()
 	}
@@ -504,35 +512,35 @@ func (s *session) publishLastCopyCount() error {
 	return err
 }
 
-// checkAlter allows ALTER COLUMN TYPE only from a VARCHAR column.
-func (s *session) checkAlter(a *translate.AlterColumn) error {
-	rows, err := s.exec(fmt.Sprintf(`SELECT t.typname, n.nspname, format_type(a.atttypid, a.atttypmod)
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a.attisdropped`,
+// alterSQL checks that ALTER COLUMN TYPE changes a VARCHAR column and
+// returns the statement that does it.
+func (s *session) alterSQL(a *translate.AlterColumn) (string, error) {
+	rows, err := s.exec(fmt.Sprintf(`SELECT format_type(a.atttypid, a.atttypmod),
+	(SELECT string_agg(c.conname, ',') FROM pg_constraint c
+	 WHERE c.conrelid = a.attrelid AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum] AND c.conname LIKE 'rsemu\_vc%%')
+FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a.attisdropped`,
 		translate.QuoteLiteral(a.Table), translate.QuoteLiteral(a.Column)))
 	if err != nil {
-		return err
+		return "", err
 	}
 	if len(rows) == 0 {
-		return rserr.New("42703", "column %q of relation %q does not exist", a.Column, a.Table)
+		return "", rserr.New("42703", "column %q of relation %q does not exist", a.Column, a.Table)
 	}
-	typname, nsp, formatted := rows[0][0], rows[0][1], rows[0][2]
-	if nsp == translate.Schema {
-		if t, ok := translate.DomainType(typname); ok && t.Class == translate.Varchar {
-			return nil
-		}
+	if columnType(rows[0][0]).Class != translate.Varchar {
+		return "", rserr.New(rserr.FeatureNotSupported, "target data type %q is not supported", a.NewType.String())
 	}
-	if strings.HasPrefix(formatted, "character varying") {
-		return nil
+	var old []string
+	if rows[0][1] != "" {
+		old = strings.Split(rows[0][1], ",")
 	}
-	return rserr.New(rserr.FeatureNotSupported, "target data type %q is not supported", a.NewType.String())
+	return translate.AlterVarchar(a, old, newSuffix()), nil
 }
 
 // redshiftError rewords a Postgres error as Redshift words it.
 func redshiftError(e *pgproto3.ErrorResponse) {
 	switch {
-	case e.Code == "23514" && e.DataTypeName != "":
-		if t, ok := translate.DomainType(e.DataTypeName); ok {
+	case e.Code == "23514":
+		if t, ok := translate.ConstraintType(e.ConstraintName); ok {
 			switch t.Class {
 			case translate.Varchar, translate.Char:
 				e.Code, e.Message = rserr.StringTooLong, "value too long for type "+t.String()
@@ -541,7 +549,7 @@ func redshiftError(e *pgproto3.ErrorResponse) {
 			case translate.Timestamp, translate.TimestampTZ:
 				e.Code, e.Message = rserr.DatetimeOutOfRange, "timestamp out of range"
 			}
-			e.ConstraintName, e.DataTypeName, e.SchemaName = "", "", ""
+			e.ConstraintName, e.Detail = "", ""
 		}
 	case e.Code == rserr.SerializationFailure:
 		e.Detail = "Serializable isolation violation on table - " + e.TableName + ", transactions forming the cycle are: (emulated; Postgres said: " + e.Message + ")"

@@ -38,50 +38,108 @@ type Type struct {
 	Scale     int // Numeric
 }
 
-// Postgres is the Postgres type (or rsemu domain) that stores t, and the
-// domain to create first, if any.
-func (t Type) Postgres() (string, *Domain) {
+// Postgres is the Postgres type that stores t.
+func (t Type) Postgres() string {
 	switch t.Class {
 	case SmallInt:
-		return "smallint", nil
+		return "smallint"
 	case Integer:
-		return "integer", nil
+		return "integer"
 	case BigInt:
-		return "bigint", nil
+		return "bigint"
 	case Numeric:
-		return fmt.Sprintf("numeric(%d,%d)", t.Precision, t.Scale), nil
+		return fmt.Sprintf("numeric(%d,%d)", t.Precision, t.Scale)
 	case Real:
-		return "real", nil
+		return "real"
 	case Double:
-		return "double precision", nil
+		return "double precision"
 	case Boolean:
-		return "boolean", nil
+		return "boolean"
 	case Char:
-		d := domain(fmt.Sprintf("char_%d", t.Length), fmt.Sprintf("char(%d) CHECK (octet_length(VALUE::text) = char_length(VALUE::text))", t.Length))
-		return d.Name, &d
+		return fmt.Sprintf("char(%d)", t.Length)
 	case Varchar:
-		d := domain(fmt.Sprintf("varchar_%d", t.Length), fmt.Sprintf("varchar(%d) CHECK (octet_length(VALUE) <= %d)", t.Length, t.Length))
-		return d.Name, &d
+		return fmt.Sprintf("varchar(%d)", t.Length)
 	case Date:
-		d := domain("date", "date CHECK (VALUE BETWEEN '4713-01-01 BC' AND '294276-12-31')")
-		return d.Name, &d
+		return "date"
 	case Timestamp:
-		d := domain("timestamp", "timestamp CHECK (isfinite(VALUE) AND VALUE >= '4713-01-01 00:00:00 BC')")
-		return d.Name, &d
+		return "timestamp"
 	case TimestampTZ:
-		d := domain("timestamptz", "timestamptz CHECK (isfinite(VALUE) AND VALUE >= '4713-01-01 00:00:00+00 BC')")
-		return d.Name, &d
+		return "timestamptz"
 	case Time:
-		return "time", nil
+		return "time"
 	case TimeTZ:
-		return "timetz", nil
+		return "timetz"
 	}
-	return "", nil
+	return ""
 }
 
-func domain(name, def string) Domain {
-	q := Schema + "." + name
-	return Domain{Name: q, Create: "CREATE DOMAIN " + q + " AS " + def}
+// Check is the CHECK constraint that enforces t's Redshift value rule on
+// column col (as rendered in SQL): the constraint's name prefix, which
+// ConstraintType reads back, and its expression; "" when Postgres' own type
+// already enforces the rule.
+func (t Type) Check(col string) (prefix, expr string) {
+	switch t.Class {
+	case Varchar:
+		return fmt.Sprintf("rsemu_vc%d", t.Length), fmt.Sprintf("octet_length(%s) <= %d", col, t.Length)
+	case Char:
+		return fmt.Sprintf("rsemu_ch%d", t.Length), fmt.Sprintf("octet_length(%s::text) = char_length(%s::text)", col, col)
+	case Date:
+		return "rsemu_date", fmt.Sprintf("%s BETWEEN '4713-01-01 BC' AND '294276-12-31'", col)
+	case Timestamp:
+		return "rsemu_ts", fmt.Sprintf("isfinite(%s) AND %s >= '4713-01-01 00:00:00 BC'", col, col)
+	case TimestampTZ:
+		return "rsemu_tstz", fmt.Sprintf("isfinite(%s) AND %s >= '4713-01-01 00:00:00+00 BC'", col, col)
+	}
+	return "", ""
+}
+
+// checkClause is the column constraint clause for t on col, named
+// <prefix>_<suffix><n>; "" when t needs none.
+func checkClause(t Type, col, suffix string, n int) string {
+	prefix, expr := t.Check(col)
+	if prefix == "" {
+		return ""
+	}
+	return fmt.Sprintf("CONSTRAINT %s CHECK (%s)", QuoteIdent(prefix+"_"+suffix+strconv.Itoa(n)), expr)
+}
+
+// ConstraintType reads the Redshift type back from the name of a
+// constraint made by Check; ok is false for other names.
+func ConstraintType(name string) (Type, bool) {
+	rest, ok := strings.CutPrefix(name, "rsemu_")
+	if !ok {
+		return Type{}, false
+	}
+	kind, _, _ := strings.Cut(rest, "_")
+	switch kind {
+	case "date":
+		return Type{Class: Date}, true
+	case "ts":
+		return Type{Class: Timestamp}, true
+	case "tstz":
+		return Type{Class: TimestampTZ}, true
+	}
+	for prefix, class := range map[string]TypeClass{"vc": Varchar, "ch": Char} {
+		if n, ok := strings.CutPrefix(kind, prefix); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				return Type{Class: class, Length: l}, true
+			}
+		}
+	}
+	return Type{}, false
+}
+
+// AlterVarchar is the Postgres statement for ALTER TABLE … ALTER COLUMN …
+// TYPE VARCHAR(n): it swaps the column's byte-length constraints (named in
+// old) for one of the new length.
+func AlterVarchar(a *AlterColumn, old []string, suffix string) string {
+	var b strings.Builder
+	b.WriteString("ALTER TABLE " + a.Table + " ")
+	for _, o := range old {
+		b.WriteString("DROP CONSTRAINT " + QuoteIdent(o) + ", ")
+	}
+	fmt.Fprintf(&b, "ALTER COLUMN %s TYPE %s, ADD %s", a.ColumnSQL, a.NewType.Postgres(), checkClause(a.NewType, a.ColumnSQL, suffix, 0))
+	return b.String()
 }
 
 // String is the type as Redshift names it.
@@ -117,27 +175,6 @@ func (t Type) String() string {
 		return "time with time zone"
 	}
 	return "unknown"
-}
-
-// DomainType maps a stored rsemu domain name (without schema) back to its
-// Redshift type; ok is false for other names.
-func DomainType(name string) (Type, bool) {
-	switch name {
-	case "date":
-		return Type{Class: Date}, true
-	case "timestamp":
-		return Type{Class: Timestamp}, true
-	case "timestamptz":
-		return Type{Class: TimestampTZ}, true
-	}
-	for prefix, class := range map[string]TypeClass{"varchar_": Varchar, "char_": Char} {
-		if n, ok := strings.CutPrefix(name, prefix); ok {
-			if l, err := strconv.Atoi(n); err == nil {
-				return Type{Class: class, Length: l}, true
-			}
-		}
-	}
-	return Type{}, false
 }
 
 // typeStop are the words that end a column's type.
@@ -291,7 +328,7 @@ func parseType(s stmt, i int, col string) (Type, int, error) {
 
 // translateCreate handles CREATE TABLE and rejects CREATE forms Redshift
 // lacks.
-func translateCreate(s stmt) (Stmt, error) {
+func translateCreate(s stmt, opt Options) (Stmt, error) {
 	i := 1
 	if s.is(i, "or") && s.is(i+1, "replace") {
 		return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}, nil // views, functions
@@ -328,7 +365,6 @@ func translateCreate(s stmt) (Stmt, error) {
 	}
 	var b strings.Builder
 	b.WriteString(s.text(0, nameEnd))
-	var domains []Domain
 	j := nameEnd
 	if s.punct(j, "(") {
 		end := s.closing(j)
@@ -336,15 +372,14 @@ func translateCreate(s stmt) (Stmt, error) {
 			return Stmt{}, rserr.Syntax(s.tok(j).Text)
 		}
 		var elems []string
-		for _, r := range s.splitCommas(j+1, end) {
-			e, ds, err := tableElement(s, r[0], r[1])
+		for n, r := range s.splitCommas(j+1, end) {
+			e, err := tableElement(s, r[0], r[1], opt.Suffix, n)
 			if err != nil {
 				return Stmt{}, err
 			}
 			if e != "" {
 				elems = append(elems, e)
 			}
-			domains = appendDomains(domains, ds...)
 		}
 		b.WriteString(" (" + strings.Join(elems, ", ") + ")")
 		j = end + 1
@@ -359,7 +394,7 @@ func translateCreate(s stmt) (Stmt, error) {
 		}
 		b.WriteString(" " + s.text(j, len(s.sig)))
 	}
-	return Stmt{Kind: Passthrough, SQL: b.String(), Domains: domains}, nil
+	return Stmt{Kind: Passthrough, SQL: b.String()}, nil
 }
 
 // skipTableAttributes skips Redshift's table attributes (no Postgres
@@ -400,55 +435,41 @@ func skipTableAttributes(s stmt, j int) (int, error) {
 	return j, nil
 }
 
-func appendDomains(ds []Domain, more ...Domain) []Domain {
-	for _, d := range more {
-		dup := false
-		for _, e := range ds {
-			if e.Name == d.Name {
-				dup = true
-			}
-		}
-		if !dup {
-			ds = append(ds, d)
-		}
-	}
-	return ds
-}
-
 // tableElement translates one element of a CREATE TABLE list: a column,
 // LIKE, or a table constraint ("" when dropped).
-func tableElement(s stmt, a, b int) (string, []Domain, error) {
+func tableElement(s stmt, a, b int, suffix string, n int) (string, error) {
 	switch {
 	case a >= b:
-		return "", nil, rserr.Syntax(s.tok(a).Text)
+		return "", rserr.Syntax(s.tok(a).Text)
 	case s.is(a, "like"):
-		return s.text(a, b), nil, nil
+		// the copy keeps the emulator's value-rule constraints
+		return s.text(a, b) + " INCLUDING CONSTRAINTS", nil
 	case s.is(a, "primary"), s.is(a, "unique"), s.is(a, "foreign"):
-		return "", nil, nil // Redshift does not enforce these
+		return "", nil // Redshift does not enforce these
 	case s.is(a, "constraint"):
 		if s.is(a+2, "check") {
-			return "", nil, rserr.New(rserr.FeatureNotSupported, "CHECK constraints are not supported")
+			return "", rserr.New(rserr.FeatureNotSupported, "CHECK constraints are not supported")
 		}
-		return "", nil, nil
+		return "", nil
 	case s.is(a, "check"):
-		return "", nil, rserr.New(rserr.FeatureNotSupported, "CHECK constraints are not supported")
+		return "", rserr.New(rserr.FeatureNotSupported, "CHECK constraints are not supported")
 	}
-	return columnDef(s, a, b)
+	return columnDef(s, a, b, suffix, n)
 }
 
-// columnDef translates "name type [constraints]" in significant range [a, b).
-func columnDef(s stmt, a, b int) (string, []Domain, error) {
+// columnDef translates "name type [constraints]" in significant range
+// [a, b); the value-rule constraint is named with suffix and n.
+func columnDef(s stmt, a, b int, suffix string, n int) (string, error) {
 	nameTok := s.tok(a)
 	if nameTok.Kind != sqltok.Ident && nameTok.Kind != sqltok.QuotedIdent {
-		return "", nil, rserr.Syntax(nameTok.Text)
+		return "", rserr.Syntax(nameTok.Text)
 	}
 	col := nameTok.IdentValue()
 	typ, j, err := parseType(stmt{toks: s.toks, sig: s.sig[:b]}, a+1, col)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	pgType, dom := typ.Postgres()
-	parts := []string{nameTok.Text, pgType}
+	parts := []string{nameTok.Text, typ.Postgres()}
 	for j < b {
 		switch {
 		case s.is(j, "not") && s.is(j+1, "null"):
@@ -490,19 +511,18 @@ func columnDef(s stmt, a, b int) (string, []Domain, error) {
 			end := s.closing(j + 1)
 			r := s.splitCommas(j+2, end)
 			if len(r) != 2 {
-				return "", nil, rserr.Syntax(s.tok(j + 1).Text)
+				return "", rserr.Syntax(s.tok(j + 1).Text)
 			}
 			parts = append(parts, fmt.Sprintf("GENERATED BY DEFAULT AS IDENTITY (START WITH %s INCREMENT BY %s)", s.text(r[0][0], r[0][1]), s.text(r[1][0], r[1][1])))
 			j = end + 1
 		default:
-			return "", nil, rserr.Syntax(s.tok(j).Text)
+			return "", rserr.Syntax(s.tok(j).Text)
 		}
 	}
-	var ds []Domain
-	if dom != nil {
-		ds = append(ds, *dom)
+	if c := checkClause(typ, nameTok.Text, suffix, n); c != "" {
+		parts = append(parts, c)
 	}
-	return strings.Join(parts, " "), ds, nil
+	return strings.Join(parts, " "), nil
 }
 
 func constraintStart(s stmt, k int) bool {
@@ -517,7 +537,7 @@ func constraintStart(s stmt, k int) bool {
 
 // translateAlter handles ALTER TABLE: one ADD or DROP COLUMN per statement,
 // ALTER COLUMN TYPE as its own kind; rejects ALTER SEQUENCE.
-func translateAlter(s stmt) (Stmt, error) {
+func translateAlter(s stmt, opt Options) (Stmt, error) {
 	if s.is(1, "sequence") || s.is(1, "index") || s.is(1, "type") || s.is(1, "domain") {
 		return Stmt{}, rserr.Syntax(s.tok(1).Text)
 	}
@@ -551,11 +571,11 @@ func translateAlter(s stmt) (Stmt, error) {
 		if s.is(c, "if") {
 			return Stmt{}, rserr.Syntax(s.tok(c).Text)
 		}
-		def, ds, err := columnDef(s, c, len(s.sig))
+		def, err := columnDef(s, c, len(s.sig), opt.Suffix, 0)
 		if err != nil {
 			return Stmt{}, err
 		}
-		return Stmt{Kind: Passthrough, SQL: s.text(0, c) + " " + def, Domains: ds}, nil
+		return Stmt{Kind: Passthrough, SQL: s.text(0, c) + " " + def}, nil
 	case s.is(action, "add"):
 		return Stmt{Kind: NoOp, Tag: "ALTER TABLE"}, nil // unenforced constraints
 	case s.is(action, "alter"):
@@ -583,12 +603,9 @@ func translateAlter(s stmt) (Stmt, error) {
 		if typ.Class != Varchar {
 			return Stmt{}, rserr.New(rserr.FeatureNotSupported, "target data type %q is not supported", typ.String())
 		}
-		pgType, dom := typ.Postgres()
 		return Stmt{
-			Kind:    AlterColumnType,
-			SQL:     s.text(0, c+2) + " " + pgType,
-			Domains: []Domain{*dom},
-			Alter:   &AlterColumn{Table: table, Column: col, NewType: typ},
+			Kind:  AlterColumnType,
+			Alter: &AlterColumn{Table: table, Column: col, ColumnSQL: s.tok(c).Text, NewType: typ},
 		}, nil
 	}
 	return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}, nil

@@ -8,9 +8,10 @@
 //     enable_case_sensitive_identifier; any identifier longer than 127 bytes
 //     is an error; one longer than Postgres' 63 bytes is renamed to a
 //     deterministic 63-byte name (first bytes + "_" + 16 hex of SHA-256).
-//   - CREATE TABLE / ALTER TABLE ADD COLUMN: Redshift types only, mapped to
-//     the domains of schema rsemu that enforce Redshift's value rules
-//     (VARCHAR/CHAR lengths in bytes, date and timestamp ranges); Redshift's
+//   - CREATE TABLE / ALTER TABLE ADD COLUMN: Redshift types only, each
+//     column with a named CHECK constraint that enforces Redshift's value
+//     rule (VARCHAR/CHAR lengths in bytes, date and timestamp ranges; see
+//     Type.Check); Redshift's
 //     table attributes (DISTSTYLE, DISTKEY, SORTKEY, ENCODE, BACKUP) and
 //     unenforced constraints (PRIMARY KEY, UNIQUE, REFERENCES) are dropped.
 //   - statements and clauses Redshift lacks are rejected.
@@ -43,6 +44,9 @@ const (
 // Options is the session state translation depends on.
 type Options struct {
 	CaseSensitive bool // enable_case_sensitive_identifier
+	// Suffix makes the names of the constraints a statement creates unique
+	// within their table (a column renamed keeps its constraint's name).
+	Suffix string
 }
 
 // Kind says how the server runs a statement.
@@ -53,7 +57,7 @@ const (
 	Passthrough      Kind = iota // run SQL on the backing database
 	Copy                         // COPY from S3: Stmt.Copy
 	Truncate                     // commit the open transaction, then run SQL
-	AlterColumnType              // check Stmt.Alter, outside a transaction block only, then run SQL
+	AlterColumnType              // outside a transaction block only: check Stmt.Alter, then run AlterVarchar
 	SetCaseSensitive             // set the session's enable_case_sensitive_identifier to Stmt.Value
 	Show                         // answer SHOW Stmt.Setting with the session's value
 	NoOp                         // accepted and ignored; answer with Stmt.Tag
@@ -61,9 +65,8 @@ const (
 
 // Stmt is one translated statement.
 type Stmt struct {
-	Kind    Kind
-	SQL     string   // Postgres SQL to run (Passthrough, Truncate, AlterColumnType)
-	Domains []Domain // domains SQL needs; create them before running it
+	Kind Kind
+	SQL  string // Postgres SQL to run (Passthrough, Truncate)
 	// LastCopyCount is set when SQL calls rsemu.pg_last_copy_count(): the
 	// server must publish the session's count first.
 	LastCopyCount bool
@@ -74,17 +77,12 @@ type Stmt struct {
 	Tag           string // NoOp command tag
 }
 
-// Domain is a Postgres domain of schema rsemu that enforces a Redshift type.
-type Domain struct {
-	Name   string // qualified, e.g. rsemu.varchar_10
-	Create string // CREATE DOMAIN statement
-}
-
 // AlterColumn is ALTER TABLE … ALTER COLUMN … TYPE VARCHAR(n).
 type AlterColumn struct {
-	Table   string // rendered (translated) table name
-	Column  string // column name as stored
-	NewType Type
+	Table     string // rendered (translated) table name
+	Column    string // column name as stored
+	ColumnSQL string // column name as rendered
+	NewType   Type
 }
 
 // Split tokenizes sql and splits it into statements.
@@ -113,9 +111,9 @@ func Translate(toks []sqltok.Token, opt Options) (Stmt, error) {
 	var out Stmt
 	switch {
 	case s.is(0, "create"):
-		out, err = translateCreate(s)
+		out, err = translateCreate(s, opt)
 	case s.is(0, "alter"):
-		out, err = translateAlter(s)
+		out, err = translateAlter(s, opt)
 	case s.is(0, "copy"):
 		out, err = translateCopy(s)
 	case s.is(0, "truncate"):
