@@ -100,6 +100,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal a second one kills devstack at once (its
+	// children die with it through Pdeathsig).
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	opts := stackOptions{
 		Warehouse:      *warehouse,
 		BinDir:         *binDir,
