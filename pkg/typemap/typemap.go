@@ -24,6 +24,12 @@
 //	time [(n)] without time zone              TIME                          unchanged
 //	time [(n)] with time zone                 TIMETZ                        unchanged
 //
+// test_decoding prints type names without their modifiers (numeric(12,2)
+// arrives as "numeric", varchar(10) as "character varying"), so a replicated
+// stream maps every numeric to the configured default and every text type to
+// VARCHAR(65535); the modifier rows of the table serve callers that know the
+// catalog type.
+//
 // Decisions:
 //   - VARCHAR lengths are bytes (Redshift's unit). A character varying(n) can
 //     hold n characters of up to 4 bytes each, so it maps to 4n bytes (capped at
