@@ -131,12 +131,6 @@ func (s *session) forward(msg pgproto3.FrontendMessage, done func(pgproto3.Backe
 			s.sendBackendError(r)
 			s.skipToSync = true
 			return nil
-		case *pgproto3.ParameterDescription:
-			oids := make([]uint32, len(r.ParameterOIDs))
-			for i, oid := range r.ParameterOIDs {
-				oids[i] = s.srv.baseType(s.db, oid)
-			}
-			s.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
 		case *pgproto3.CopyInResponse:
 			s.fe.Send(&pgproto3.CopyFail{Message: "COPY FROM STDIN is not supported by Redshift"})
 			s.fe.Send(&pgproto3.Flush{})

@@ -8,14 +8,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,7 +37,6 @@ type Server struct {
 	mu       sync.Mutex
 	pools    map[string]*pgxpool.Pool // per database: the emulator's own connections
 	prepared map[string]bool          // databases whose rsemu schema exists
-	bases    map[string]uint32        // db + "\x00" + oid → base type of a domain
 	sessions map[uint32]*cancelTarget // client-visible pid → backend cancel key
 	conns    map[net.Conn]struct{}
 	nextPID  uint32
@@ -72,7 +68,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg: cfg, log: log, objects: store,
 		pools: map[string]*pgxpool.Pool{}, prepared: map[string]bool{},
-		bases: map[string]uint32{}, sessions: map[uint32]*cancelTarget{}, conns: map[net.Conn]struct{}{},
+		sessions: map[uint32]*cancelTarget{}, conns: map[net.Conn]struct{}{},
 		nextPID: 1000,
 	}, nil
 }
@@ -195,8 +191,8 @@ func (srv *Server) cancel(pid uint32, secret []byte) {
 	}
 }
 
-// pool is the emulator's own connection pool to database db: it creates
-// domains and writes stl_load_errors outside client transactions.
+// pool is the emulator's own connection pool to database db: it prepares
+// the database and writes stl_load_errors outside client transactions.
 func (srv *Server) pool(ctx context.Context, db string) (*pgxpool.Pool, error) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -259,35 +255,4 @@ func (srv *Server) prepareDatabase(ctx context.Context, db string) error {
 	srv.prepared[db] = true
 	srv.mu.Unlock()
 	return nil
-}
-
-// baseType maps a domain's OID to its base type's OID (clients such as pgx
-// cannot encode parameters of unknown domain types); other OIDs stay.
-func (srv *Server) baseType(db string, oid uint32) uint32 {
-	if oid < 16384 {
-		return oid
-	}
-	key := db + "\x00" + strconv.FormatUint(uint64(oid), 10)
-	srv.mu.Lock()
-	base, ok := srv.bases[key]
-	srv.mu.Unlock()
-	if ok {
-		return base
-	}
-	ctx := context.Background()
-	p, err := srv.pool(ctx, db)
-	if err != nil {
-		return oid
-	}
-	var b uint32
-	err = p.QueryRow(ctx, "SELECT typbasetype FROM pg_type WHERE oid = $1 AND typtype = 'd'", oid).Scan(&b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		b = oid
-	} else if err != nil {
-		return oid
-	}
-	srv.mu.Lock()
-	srv.bases[key] = b
-	srv.mu.Unlock()
-	return b
 }
