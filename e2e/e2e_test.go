@@ -124,6 +124,7 @@ func runE2E(t *testing.T, r run) {
 	midApplyAt := start.Add(duration * 3 / 10)
 	replayAt := start.Add(duration / 2)
 	crashWatched := false
+	var seqBeforeReplay uint64
 	slotInUse := slot
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -169,6 +170,7 @@ loop:
 		}
 		if r.replay && !ev.respawnedCapture && now.After(replayAt) {
 			s.capture.kill(t)
+			seqBeforeReplay = s.lastSeq(ctx, t)
 			time.Sleep(1500 * time.Millisecond) // past the 1s dedup window
 			slotInUse = spareSlot
 			s.startCapture(t, spareSlot, captureEnv...)
@@ -225,6 +227,11 @@ loop:
 		}
 		if !ev.respawnedCapture {
 			t.Errorf("required event did not happen: capture was not restarted on the spare slot")
+		} else if last := s.lastSeq(ctx, t); last < 2*seqBeforeReplay {
+			t.Errorf("capture on the spare slot did not publish the history again: the stream had %d messages before the switch and %d after (want at least %d; did JetStream deduplicate them?)",
+				seqBeforeReplay, last, 2*seqBeforeReplay)
+		} else {
+			t.Logf("the stream held %d messages when capture switched to the spare slot and %d at the end: the history went through twice", seqBeforeReplay, last)
 		}
 	}
 	// A clean shutdown must end each process well within its timeout.
@@ -237,6 +244,19 @@ loop:
 			t.Errorf("service crash: %s\n%s", e, p.tail(20))
 		}
 	}
+}
+
+// lastSeq is the stream's last sequence number: every message ever stored.
+func (s *stack) lastSeq(ctx context.Context, t *testing.T) uint64 {
+	st, err := s.js.Stream(ctx, streamName)
+	if err != nil {
+		t.Fatalf("open stream: %v", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	return info.State.LastSeq
 }
 
 // events are the faults that happened.
