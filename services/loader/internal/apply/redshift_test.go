@@ -40,14 +40,5 @@ func startRedshift(t *testing.T, pg *testenv.Postgres, s3srv *testenv.S3, db str
 		}
 	})
 	pool := openPool(t, "postgres://postgres@"+srv.Addr()+"/"+db+"?sslmode=disable")
-	// rsemu creates a domain per Redshift type on first use, committed on
-	// its own connection; a transaction whose snapshot predates that cannot
-	// see it when COPY resolves columns ("column … does not exist"). Until
-	// rsemu resolves columns without that snapshot, use every type once first.
-	if _, err := pool.Exec(context.Background(), `CREATE TABLE rsemu_types (a VARCHAR(65535), b VARCHAR(40), c VARCHAR(8), `+
-		`d NUMERIC(12,2), e NUMERIC(19,8), f CHAR(36), g DATE, h TIMESTAMP, i TIMESTAMPTZ, j REAL, k DOUBLE PRECISION, `+
-		`l SMALLINT, m BIGINT, n TIME, o TIMETZ, p BOOLEAN, q INTEGER, r VARCHAR(20))`); err != nil {
-		t.Fatalf("warm up rsemu types: %v", err)
-	}
 	return pool, openPool(t, backing)
 }
