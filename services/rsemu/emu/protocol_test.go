@@ -30,6 +30,35 @@ func TestProtocol(t *testing.T) {
 			t.Fatalf("server_version = %q", v)
 		}
 	})
+	t.Run("batch", func(t *testing.T) {
+		t.Parallel()
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (id INT, v VARCHAR(3))")
+		b := &pgx.Batch{}
+		b.Queue("INSERT INTO t VALUES ($1, $2)", 1, "a")
+		b.Queue("INSERT INTO t VALUES ($1, $2)", 2, "b")
+		b.Queue("SELECT count(*) FROM t")
+		br := c.SendBatch(ctxT(t), b)
+		for i := 0; i < 2; i++ {
+			if _, err := br.Exec(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n int
+		if err := br.QueryRow().Scan(&n); err != nil || n != 2 {
+			t.Fatalf("count %d %v", n, err)
+		}
+		if err := br.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// an error in a batch rolls the whole implicit transaction back
+		b = &pgx.Batch{}
+		b.Queue("INSERT INTO t VALUES ($1, $2)", 3, "c")
+		b.Queue("INSERT INTO t VALUES ($1, $2)", 4, "dddd")
+		err := c.SendBatch(ctxT(t), b).Close()
+		checkErr(t, err, "22001", "character varying(3)", "batch")
+		wantRows(t, c, "2", "SELECT count(*) FROM t")
+	})
 	t.Run("transactions", func(t *testing.T) {
 		t.Parallel()
 		c := e.connect(t, e.db(t))
