@@ -299,7 +299,7 @@ func usesLastCopyCount(s stmt) bool {
 }
 
 // rejectEverywhere rejects clauses and functions Redshift lacks wherever
-// they appear: RETURNING, ON CONFLICT, sequence functions.
+// they appear: RETURNING, ON CONFLICT, row locks, sequence functions.
 func rejectEverywhere(s stmt) error {
 	first := strings.ToLower(s.tok(0).Text)
 	dml := first == "insert" || first == "update" || first == "delete" || first == "with" || first == "merge"
@@ -310,6 +310,8 @@ func rejectEverywhere(s stmt) error {
 			return rserr.Syntax(t.Text)
 		case dml && t.Is("on") && s.is(i+1, "conflict"):
 			return rserr.Syntax(t.Text)
+		case t.Is("for") && (s.is(i+1, "update") || s.is(i+1, "share") || (s.is(i+1, "no") && s.is(i+2, "key")) || (s.is(i+1, "key") && s.is(i+2, "share"))):
+			return rserr.Syntax(s.tok(i + 1).Text) // no row locks in Redshift
 		case t.Kind == sqltok.Ident && s.punct(i+1, "(") && !s.punct(i-1, "."):
 			switch strings.ToLower(t.Text) {
 			case "nextval", "currval", "setval", "lastval":

@@ -27,6 +27,7 @@ func TestTranslatePassthrough(t *testing.T) {
 		opt            Options
 	}{
 		{"plain select", "SELECT 1", "SELECT 1", Options{}},
+		{"substring for", "SELECT substring(v FROM 1 FOR 2) FROM t", "SELECT substring(v FROM 1 FOR 2) FROM t", Options{}},
 		{"quoted ident folds", `SELECT "MyCol" FROM "Public"."T"`, `SELECT "mycol" FROM "public"."t"`, Options{}},
 		{"quoted ident kept when case sensitive", `SELECT "MyCol" FROM "T"`, `SELECT "MyCol" FROM "T"`, Options{CaseSensitive: true}},
 		{"unquoted ident untouched", `SELECT MyCol FROM T`, `SELECT MyCol FROM T`, Options{CaseSensitive: true}},
@@ -147,6 +148,8 @@ func TestTranslateRejects(t *testing.T) {
 		{`INSERT INTO t VALUES (1) RETURNING id`, rserr.SyntaxError, `syntax error at or near "RETURNING"`, Options{}},
 		{`UPDATE t SET a = 1 RETURNING *`, rserr.SyntaxError, `syntax error at or near "RETURNING"`, Options{}},
 		{`DELETE FROM t RETURNING *`, rserr.SyntaxError, `syntax error at or near "RETURNING"`, Options{}},
+		{`SELECT last_seq FROM redms_applied WHERE target = 'x' FOR UPDATE`, rserr.SyntaxError, `syntax error at or near "UPDATE"`, Options{}},
+		{`SELECT 1 FROM t FOR SHARE`, rserr.SyntaxError, `syntax error at or near "SHARE"`, Options{}},
 		{`ALTER TABLE t ADD COLUMN a int, ADD COLUMN b int`, rserr.SyntaxError, `syntax error at or near ","`, Options{}},
 		{`ALTER TABLE t DROP COLUMN a, DROP COLUMN b`, rserr.SyntaxError, `syntax error at or near ","`, Options{}},
 		{`ALTER TABLE t ALTER COLUMN a TYPE integer`, rserr.FeatureNotSupported, `target data type "integer" is not supported`, Options{}},
