@@ -63,6 +63,7 @@ func TestStatements(t *testing.T) {
 		wantErr(t, c, "42601", `syntax error at or near "SEQUENCE"`, "CREATE SEQUENCE s")
 		wantErr(t, c, "42883", "function nextval does not exist", "SELECT nextval('rsemu.query_id')")
 		wantErr(t, c, "42601", `syntax error at or near "UNLOGGED"`, "CREATE UNLOGGED TABLE u (id INT)")
+		wantErr(t, c, "42601", `syntax error at or near "UPDATE"`, "SELECT v FROM t WHERE id = 1 FOR UPDATE")
 		wantRows(t, c, "2", "SELECT count(*) FROM t")
 	})
 	t.Run("alter column type", func(t *testing.T) {
