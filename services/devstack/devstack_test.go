@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -376,5 +377,46 @@ func TestRemoveStale(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tmp, dirPrefix+"live")); err != nil {
 		t.Errorf("dir of a running devstack removed: %v", err)
+	}
+}
+
+// TestDemo runs a short `redms-devstack demo`, as `make demo` does: it must
+// exit 0 with a matching comparison and leave no stack directory behind.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(filepath.Join(binDir, "redms-devstack"), "demo", "--duration", "5s", "--rate", "10", "--seed", "7")
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo: %v\n%s", err, out.String())
+		}
+	case <-time.After(4 * time.Minute):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("demo did not finish within 4m\n%s", out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"public.customers", "result     MATCH", "captured", "lag        p50"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, text)
+		}
+	}
+	m := regexp.MustCompile(`stack directory" dir=(\S+)`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("demo did not log its stack directory:\n%s", text)
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Errorf("stack dir %s not removed: %v", m[1], err)
+	}
+	if left := stackProcs(-1, m[1]); len(left) > 0 {
+		t.Errorf("processes naming the stack dir remain:\n%s", namesOf(left))
 	}
 }

@@ -93,6 +93,7 @@ func startStack(ctx context.Context, opts stackOptions) (s *stack, err error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chmod stack dir: %w", err)
 	}
+	opts.Log.Info("stack directory", "dir", dir)
 	s = &stack{opts: opts, dir: dir}
 	defer func() {
 		if err != nil {
