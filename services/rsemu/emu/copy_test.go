@@ -15,7 +15,7 @@ import (
 const role = "arn:aws:iam::123456789012:role/redms"
 
 // put stores an object in the test bucket, gzipped when zip.
-func (e *env) put(t *testing.T, key, body string, zip bool) string {
+func (e *env) put(t testing.TB, key, body string, zip bool) string {
 	t.Helper()
 	data := []byte(body)
 	if zip {

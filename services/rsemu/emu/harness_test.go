@@ -25,7 +25,7 @@ type env struct {
 
 var dbSeq atomic.Int64
 
-func startEnv(t *testing.T) *env {
+func startEnv(t testing.TB) *env {
 	t.Helper()
 	pg := testenv.StartPostgres(t)
 	s3 := testenv.StartS3(t)
@@ -47,7 +47,7 @@ func startEnv(t *testing.T) *env {
 }
 
 // db creates a fresh database and returns its name.
-func (e *env) db(t *testing.T) string {
+func (e *env) db(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d", dbSeq.Add(1))
 	e.pg.CreateDatabase(t, name)
@@ -55,7 +55,7 @@ func (e *env) db(t *testing.T) string {
 }
 
 // connect opens a pgx connection to the emulator for database db.
-func (e *env) connect(t *testing.T, db string) *pgx.Conn {
+func (e *env) connect(t testing.TB, db string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -67,7 +67,7 @@ func (e *env) connect(t *testing.T, db string) *pgx.Conn {
 	return conn
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
