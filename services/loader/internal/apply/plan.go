@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/redms/redms/pkg/typemap"
 	"github.com/redms/redms/services/loader/internal/fold"
@@ -38,6 +40,10 @@ type step struct {
 	file     stage.File
 	manifest string
 }
+
+// stageParallel is how many staging files of a window are encoded and
+// uploaded at once.
+const stageParallel = 4
 
 func tempName(seg int, kind string, n int) string {
 	return fmt.Sprintf("redms_s%d_%s%d", seg, kind, n)
@@ -294,27 +300,37 @@ func (x *window) planData(sp *segPlan, si int, s fold.Segment, cols []warehouse.
 // stage encodes every step's rows and uploads them.
 func (x *window) stage(ctx context.Context, p *plan) error {
 	first, last := x.w.Msgs[0].Seq, x.w.Msgs[len(x.w.Msgs)-1].Seq
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(stageParallel)
 	for si := range p.segs {
 		for _, st := range p.segs[si].steps {
-			f, err := stage.Encode(st.rows, x.a.cfg.PartBytes)
-			if err != nil {
-				return fmt.Errorf("encode %s rows of %s: %w", st.kind, x.target, err)
-			}
-			st.file, st.rows = f, nil
-			p.stagedBytes += f.Bytes()
-			if x.a.store == nil {
-				continue
-			}
-			dir := stage.Dir(x.a.cfg.S3Prefix, x.w.Table, first, last, si, st.kind, st.colset)
-			keys, url, err := x.a.store.Put(ctx, dir, &st.file)
-			p.objects = append(p.objects, keys...)
-			if err != nil {
-				return fmt.Errorf("stage %s rows of %s: %w", st.kind, x.target, err)
-			}
-			st.manifest = url
+			g.Go(func() error {
+				f, err := stage.Encode(st.rows, x.a.cfg.PartBytes)
+				if err != nil {
+					return fmt.Errorf("encode %s rows of %s: %w", st.kind, x.target, err)
+				}
+				st.file, st.rows = f, nil
+				mu.Lock()
+				p.stagedBytes += f.Bytes()
+				mu.Unlock()
+				if x.a.store == nil {
+					return nil
+				}
+				dir := stage.Dir(x.a.cfg.S3Prefix, x.w.Table, first, last, si, st.kind, st.colset)
+				keys, url, err := x.a.store.Put(gctx, dir, &st.file)
+				mu.Lock()
+				p.objects = append(p.objects, keys...)
+				mu.Unlock()
+				if err != nil {
+					return fmt.Errorf("stage %s rows of %s: %w", st.kind, x.target, err)
+				}
+				st.manifest = url
+				return nil
+			})
 		}
 	}
-	return nil
+	return g.Wait()
 }
 
 // transact runs the window's one transaction.
