@@ -258,3 +258,40 @@ func TestPrometheusScrapeConfig(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestAnsibleExampleHasNoSecrets: vars/example.yml holds placeholders only;
+// every credential-bearing value comes from a vault_* variable or says
+// CHANGE-ME.
+func TestAnsibleExampleHasNoSecrets(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, ansibleDir, "vars/example.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vars map[string]any
+	if err := yaml.Unmarshal(raw, &vars); err != nil {
+		t.Fatalf("vars/example.yml: %v", err)
+	}
+	sensitive := regexp.MustCompile(`(?i)(password|secret|dsn|_url$|access_key|token)`)
+	var walk func(key string, v any)
+	walk = func(key string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, vv := range x {
+				walk(k, vv)
+			}
+		case string:
+			if !sensitive.MatchString(key) || x == "" {
+				return
+			}
+			if strings.Contains(x, "postgres://") && !strings.Contains(x, "vault_") {
+				t.Errorf("%s = %q: take the password from a vault_* variable", key, x)
+			}
+			if !strings.Contains(x, "vault_") && !strings.Contains(x, "CHANGE-ME") && !strings.HasPrefix(x, "nats://") {
+				t.Errorf("%s = %q looks like a literal credential: use a vault_* variable or CHANGE-ME", key, x)
+			}
+		}
+	}
+	for k, v := range vars {
+		walk(k, v)
+	}
+}
