@@ -593,7 +593,15 @@ func (p *parser) columnFast(c *Column) bool {
 	if j >= len(s) {
 		return false
 	}
-	c.Name, c.Type = name, typ
+	// A reused slot usually holds the same column of the previous record:
+	// keeping its equal strings skips two pointer stores (and their GC
+	// write barriers) per column.
+	if c.Name != name {
+		c.Name = name
+	}
+	if c.Type != typ {
+		c.Type = typ
+	}
 	if s[j] == '\'' {
 		k := j + 1
 		doubled := false

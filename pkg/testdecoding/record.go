@@ -80,8 +80,9 @@ func (t Table) String() string {
 // extension is not on the path). Lengths, precisions and scales must come
 // from the source catalog.
 //
-// The strings of a parsed Column share one allocation with the rest of their
-// record's text: keeping any of them keeps that record's text alive.
+// The strings of a parsed Column point into one copy of their record's text
+// (with ParseInto, an unchanged name or type may point into an earlier
+// record's): keeping any of them keeps that text alive.
 type Column struct {
 	Name      string `json:"name"`               // unquoted
 	Type      string `json:"type"`               // format_type_be output, verbatim
