@@ -65,6 +65,9 @@ func TestStatements(t *testing.T) {
 		wantErr(t, c, "42601", `syntax error at or near "UNLOGGED"`, "CREATE UNLOGGED TABLE u (id INT)")
 		wantErr(t, c, "42601", `syntax error at or near "UPDATE"`, "SELECT v FROM t WHERE id = 1 FOR UPDATE")
 		wantRows(t, c, "2", "SELECT count(*) FROM t")
+		mustExec(t, c, "CREATE TABLE ids (id BIGINT IDENTITY(0,1), v INT)")
+		mustExec(t, c, "INSERT INTO ids (v) VALUES (7), (8)")
+		wantRows(t, c, "0|7\n1|8", "SELECT id, v FROM ids ORDER BY id")
 	})
 	t.Run("alter column type", func(t *testing.T) {
 		t.Parallel()
