@@ -449,6 +449,29 @@ func runScenarios(t *testing.T, e *env) {
 			t.Errorf("want ParkError naming the identifier, got %v", err)
 		}
 	})
+	t.Run("staged objects are kept when asked", func(t *testing.T) {
+		e.t = t
+		cfg := e.ap.cfg
+		cfg.KeepObjects, cfg.S3Prefix = true, "kept/"
+		keep, err := New(cfg, e.pool, e.s3c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keep.Apply(context.Background(), e.window("kept", pk(`table public.kept: INSERT: id[integer]:1`))); err != nil {
+			t.Fatal(err)
+		}
+		out, err := e.s3c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("stage"), Prefix: aws.String("kept/")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range out.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+		if len(keys) != 2 || !strings.HasSuffix(keys[0], "/manifest") && !strings.HasSuffix(keys[1], "/manifest") {
+			t.Errorf("kept objects: %v", keys)
+		}
+	})
 	t.Run("no key is skipped", func(t *testing.T) {
 		e.t = t
 		res := e.apply(e.window("nokey",
