@@ -228,6 +228,7 @@ func isConnError(err error) bool {
 
 // sendError sends an emulator error to the client.
 func (s *session) sendError(e *rserr.Error) {
+	s.log.Info("statement rejected", "db", s.db, "session", s.pid, "code", e.Code, "message", e.Message)
 	s.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: e.Code, Message: e.Message, Detail: e.Detail})
 }
 
@@ -235,6 +236,7 @@ func (s *session) sendError(e *rserr.Error) {
 func (s *session) sendBackendError(e *pgproto3.ErrorResponse) {
 	m := *e
 	redshiftError(&m)
+	s.log.Info("statement failed", "db", s.db, "session", s.pid, "code", m.Code, "message", m.Message)
 	s.be.Send(&m)
 }
 
@@ -249,6 +251,7 @@ func (s *session) handleQuery(ctx context.Context, sql string) error {
 		for _, toks := range parts {
 			opt.Suffix = newSuffix()
 			st, terr := translate.Translate(toks, opt)
+			s.log.Debug("translated", "db", s.db, "session", s.pid, "kind", int(st.Kind), "sql", st.SQL)
 			if terr != nil {
 				err = terr
 				break
