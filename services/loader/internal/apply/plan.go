@@ -50,8 +50,8 @@ func tempName(seg int, kind string, n int) string {
 }
 
 // holds reports whether a column of type have takes every value of type
-// want unchanged (a wider VARCHAR, integer or float), so it is kept rather
-// than narrowed.
+// want unchanged (a wider VARCHAR, NUMERIC, integer or float), so it is kept
+// rather than narrowed.
 func holds(have, want typemap.Target) bool {
 	rank := func(k typemap.Kind) (family, size int) {
 		switch k {
@@ -70,6 +70,9 @@ func holds(have, want typemap.Target) bool {
 	}
 	if have.Kind == typemap.KindVarchar && want.Kind == typemap.KindVarchar {
 		return have.Length >= want.Length
+	}
+	if have.Kind == typemap.KindNumeric && want.Kind == typemap.KindNumeric {
+		return have.Scale >= want.Scale && have.Precision-have.Scale >= want.Precision-want.Scale
 	}
 	hf, hs := rank(have.Kind)
 	wf, ws := rank(want.Kind)
