@@ -24,7 +24,7 @@
 // The target mirrors the source's column set: a column the source no longer
 // sends (judged from INSERT/UPDATE row images) is dropped, so do not add your
 // own columns to redms targets. A column is never narrowed: a wider existing
-// VARCHAR, integer or float column is kept as it is. A retype casts existing values
+// VARCHAR, NUMERIC, integer or float column is kept as it is. A retype casts existing values
 // (Postgres ALTER … USING, Redshift add/copy/drop/rename); a cast the
 // warehouse refuses parks the table.
 //
