@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/walheader"
+)
+
+// benchChanges is the window the benchmark applies; benchSample is how many
+// of them the row-by-row baseline applies (its rate is extrapolated).
+const (
+	benchChanges = 1_000_000
+	benchKeys    = 700_000
+	benchSample  = 20_000
+)
+
+type benchChange struct {
+	kind string // INSERT, UPDATE, DELETE
+	id   int
+	v    string
+}
+
+// benchWorkload is benchChanges changes over benchKeys keys with ~200-byte
+// rows: inserts of new keys, updates and deletes of live ones, so many keys
+// are hit more than once. It returns the changes and the final state.
+func benchWorkload() ([]benchChange, map[int]string) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	live := map[int]string{}
+	out := make([]benchChange, 0, benchChanges)
+	pad := strings.Repeat("abcdefghij", 19)
+	for i := range benchChanges {
+		id := rng.IntN(benchKeys)
+		v := fmt.Sprintf("%08d-%s", i, pad[:170+rng.IntN(20)])
+		_, exists := live[id]
+		switch {
+		case !exists:
+			out = append(out, benchChange{"INSERT", id, v})
+			live[id] = v
+		case rng.IntN(5) == 0:
+			out = append(out, benchChange{"DELETE", id, ""})
+			delete(live, id)
+		default:
+			out = append(out, benchChange{"UPDATE", id, v})
+			live[id] = v
+		}
+	}
+	return out, live
+}
+
+func (c benchChange) body(table string) string {
+	if c.kind == "DELETE" {
+		return "table public." + table + ": DELETE: id[integer]:" + strconv.Itoa(c.id)
+	}
+	return "table public." + table + ": " + c.kind + ": id[integer]:" + strconv.Itoa(c.id) + " v[text]:'" + c.v + "'"
+}
+
+// digest is the md5 of the rows as the warehouse query below renders them.
+func digest(rows map[int]string) string {
+	ids := make([]int, 0, len(rows))
+	for id := range rows {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(id) + ":" + rows[id])
+	}
+	sum := md5.Sum([]byte(b.String()))
+	return hex.EncodeToString(sum[:])
+}
+
+func warehouseDigest(ctx context.Context, conn *pgx.Conn, table string) (string, error) {
+	var d *string
+	err := conn.QueryRow(ctx, "SELECT md5(string_agg(id::text || ':' || v, ',' ORDER BY id)) FROM public."+pgx.Identifier{table}.Sanitize()).Scan(&d)
+	if err != nil || d == nil {
+		return "", err
+	}
+	return *d, nil
+}
+
+// BenchmarkLoader compares, on the same warehouse Postgres, one window of
+// 1M changes applied (a) by the best hand-written path: COPY of the final
+// rows into a staging table plus the DELETE/INSERT merge; (b) by the
+// redms-loader binary from the stream; (c) row by row, each change its own
+// autocommit statement (a 20k sample, rate extrapolated). Rates are window
+// changes per second for all three, so the ratios compare the time each
+// takes to bring the target to the same state.
+func BenchmarkLoader(b *testing.B) {
+	ctx := context.Background()
+	changes, final := benchWorkload()
+	want := digest(final)
+	w := newWorld(b)
+	conn, err := pgx.Connect(ctx, w.whURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+
+	// (b) first publish the window to the stream, then time the loader.
+	windowBytes := publishBench(b, w, "bench", changes)
+	b.ResetTimer()
+	start := time.Now()
+	p := w.start(b, "bench", map[string]string{
+		"REDMS_WINDOW_RECORDS":  strconv.Itoa(benchChanges),
+		"REDMS_WINDOW_BYTES":    strconv.FormatInt(windowBytes+1<<20, 10),
+		"REDMS_WINDOW_DURATION": "10m",
+		"REDMS_LOG_LEVEL":       "info",
+	})
+	eventually(b, 30*time.Minute, "the loader to apply and ack the window", func() bool {
+		return w.backlog(b, "bench") == 0
+	})
+	loaderTime := time.Since(start)
+	b.StopTimer()
+	hwm := peakRSS(b, p.cmd.Process.Pid)
+	p.kill()
+	if got, err := warehouseDigest(ctx, conn, "bench"); err != nil || got != want {
+		b.Fatalf("loader target digest %q (%v), want %q", got, err, want)
+	}
+
+	// (a) reference: COPY of the final rows plus the merge.
+	copyTime := referenceCopy(b, conn, changes, final)
+	if got, err := warehouseDigest(ctx, conn, "bench_ref"); err != nil || got != want {
+		b.Fatalf("reference target digest %q (%v), want %q", got, err, want)
+	}
+	// (c) row by row on a sample.
+	rbrTime := rowByRow(b, conn, changes[:benchSample])
+
+	loaderRate := float64(benchChanges) / loaderTime.Seconds()
+	copyRate := float64(benchChanges) / copyTime.Seconds()
+	rbrRate := float64(benchSample) / rbrTime.Seconds()
+	b.ReportMetric(copyRate, "copy-rows/s")
+	b.ReportMetric(loaderRate, "loader-rows/s")
+	b.ReportMetric(rbrRate, "rowbyrow-rows/s")
+	b.ReportMetric(loaderRate/copyRate, "loader/copy-ratio")
+	b.ReportMetric(loaderRate/rbrRate, "loader/rowbyrow-ratio")
+	b.ReportMetric(float64(hwm)/(1<<20), "loader-peak-rss-MB")
+	b.ReportMetric(float64(windowBytes)/(1<<20), "window-MB")
+	b.Logf("window: %d changes, %d final rows, %.0f MiB; loader %v, copy+merge %v, row-by-row %d changes in %v (extrapolated)",
+		benchChanges, len(final), float64(windowBytes)/(1<<20), loaderTime.Round(time.Millisecond), copyTime.Round(time.Millisecond),
+		benchSample, rbrTime.Round(time.Millisecond))
+}
+
+// publishBench publishes the changes asynchronously, 1000 changes per
+// transaction, and returns the window size as the loader counts it.
+func publishBench(b *testing.B, w *world, table string, changes []benchChange) int64 {
+	b.Helper()
+	js, err := jetstream.New(w.nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		b.Fatal(err)
+	}
+	subj := subject.Subject(tableRef(table))
+	var size int64
+	lsn := uint64(0x10000000)
+	commitTime := time.Now().UTC()
+	for i, c := range changes {
+		lsn += 8
+		commit := lsn + uint64(8*(1000-i%1000))
+		meta := walheader.Meta{LSN: fmtLSN(lsn), CommitLSN: fmtLSN(commit), Xid: uint64(1000 + i/1000), CommitTime: commitTime,
+			Keys: []string{"id"}, KeySource: walheader.KeySourcePrimaryKey}
+		msg := &nats.Msg{Subject: subj, Header: meta.Header("shop"), Data: []byte(c.body(table))}
+		size += int64(len(msg.Data))
+		for k, vs := range msg.Header {
+			for _, v := range vs {
+				size += int64(len(k) + len(v) + 4)
+			}
+		}
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
+			b.Fatalf("publish: %v", err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		b.Fatal("publishes not acknowledged within 5m")
+	}
+	return size
+}
+
+// referenceCopy applies the window's final rows with COPY into a staging
+// table and the DELETE/INSERT merge, in one transaction.
+func referenceCopy(b *testing.B, conn *pgx.Conn, changes []benchChange, final map[int]string) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `CREATE TABLE public.bench_ref (id integer, v varchar(65535))`); err != nil {
+		b.Fatal(err)
+	}
+	touched := map[int]bool{}
+	for _, c := range changes {
+		touched[c.id] = true
+	}
+	start := time.Now()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	for _, q := range []string{
+		`CREATE TEMP TABLE stage_upsert (id integer, v varchar(65535)) ON COMMIT DROP`,
+		`CREATE TEMP TABLE stage_delete (id integer) ON COMMIT DROP`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var deletes [][]any
+	for id := range touched {
+		if _, ok := final[id]; !ok {
+			deletes = append(deletes, []any{id})
+		}
+	}
+	var upserts [][]any
+	for id, v := range final {
+		upserts = append(upserts, []any{id, v})
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_upsert"}, []string{"id", "v"}, pgx.CopyFromRows(upserts)); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_delete"}, []string{"id"}, pgx.CopyFromRows(deletes)); err != nil {
+		b.Fatal(err)
+	}
+	for _, q := range []string{
+		`DELETE FROM public.bench_ref USING stage_delete s WHERE bench_ref.id = s.id`,
+		`DELETE FROM public.bench_ref USING stage_upsert s WHERE bench_ref.id = s.id`,
+		`INSERT INTO public.bench_ref (id, v) SELECT id, v FROM stage_upsert`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// rowByRow applies each change as its own autocommit statement, with an
+// index on the key (the baseline's best case).
+func rowByRow(b *testing.B, conn *pgx.Conn, sample []benchChange) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `CREATE TABLE public.bench_rbr (id integer PRIMARY KEY, v varchar(65535))`); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for _, c := range sample {
+		var err error
+		switch c.kind {
+		case "INSERT":
+			_, err = conn.Exec(ctx, `INSERT INTO public.bench_rbr (id, v) VALUES ($1, $2)`, c.id, c.v)
+		case "UPDATE":
+			_, err = conn.Exec(ctx, `UPDATE public.bench_rbr SET v = $2 WHERE id = $1`, c.id, c.v)
+		case "DELETE":
+			_, err = conn.Exec(ctx, `DELETE FROM public.bench_rbr WHERE id = $1`, c.id)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+// peakRSS is VmHWM of pid in bytes.
+func peakRSS(b *testing.B, pid int) int64 {
+	b.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatalf("read peak RSS: %v", err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				b.Fatalf("parse VmHWM %q: %v", rest, err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmHWM in /proc status")
+	return 0
+}

@@ -1,0 +1,309 @@
+// Package assign decides which tables this replica applies. Every lease
+// TTL/3 it heartbeats, renews the leases it holds, discovers the stream's
+// table subjects, takes free tables it ranks top for (or that stayed free
+// longer than a TTL, so nothing starves), and hands back tables whose
+// top-ranked replica is another live one. Each owned table runs in its own
+// goroutine (consume.Runner), so windows of one table never overlap.
+package assign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/services/loader/internal/consume"
+	"github.com/redms/redms/services/loader/internal/lease"
+	"github.com/redms/redms/services/loader/internal/metrics"
+	"github.com/redms/redms/services/loader/internal/park"
+)
+
+// SubjectFilter matches every table subject of the WAL stream.
+const SubjectFilter = subject.Wildcard
+
+// Config is how the coordinator runs.
+type Config struct {
+	Stream          string
+	ShutdownTimeout time.Duration
+	Runner          consume.Config
+}
+
+// Coordinator owns this replica's set of tables.
+type Coordinator struct {
+	cfg     Config
+	js      jetstream.JetStream
+	leases  *lease.Store
+	parks   *park.Store
+	deps    consume.Deps
+	metrics *metrics.Loader
+	log     *slog.Logger
+
+	owned     map[string]*held     // by lease key
+	freeSince map[string]time.Time // lease key → when this replica first saw it free
+	tables    map[string]consume.Table
+	exits     chan string
+	ready     atomic.Bool
+}
+
+type held struct {
+	table      consume.Table
+	rev        uint64
+	renewed    time.Time
+	cancelHard context.CancelFunc
+	cancelSoft context.CancelFunc
+	releasing  bool
+	lost       bool
+	exited     chan struct{}
+	err        error
+}
+
+// New returns a coordinator; Run starts it.
+func New(cfg Config, js jetstream.JetStream, leases *lease.Store, parks *park.Store, deps consume.Deps) *Coordinator {
+	return &Coordinator{
+		cfg: cfg, js: js, leases: leases, parks: parks, deps: deps, metrics: deps.Metrics,
+		log:       deps.Log,
+		owned:     map[string]*held{},
+		freeSince: map[string]time.Time{},
+		tables:    map[string]consume.Table{},
+		exits:     make(chan string, 64),
+	}
+}
+
+// Ready reports whether the coordinator has completed one round with NATS.
+func (c *Coordinator) Ready() bool { return c.ready.Load() }
+
+// Run assigns tables until ctx ends, then stops taking windows, lets an
+// apply in progress finish (abandoning it un-acked at the shutdown timeout),
+// and releases every lease.
+func (c *Coordinator) Run(ctx context.Context) error {
+	tick := time.NewTicker(c.leases.TTL() / 3)
+	defer tick.Stop()
+	c.round(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return c.shutdown(tick)
+		case <-tick.C:
+			c.round(ctx)
+		case key := <-c.exits:
+			c.reap(ctx, key)
+		}
+	}
+}
+
+// round is one heartbeat, renewal, discovery and rebalance.
+func (c *Coordinator) round(ctx context.Context) {
+	me := c.leases.Replica()
+	if err := c.leases.Heartbeat(ctx); err != nil {
+		c.log.Warn("heartbeat", "err", err)
+	}
+	c.renew(ctx)
+	view, err := c.leases.Look(ctx)
+	if err != nil {
+		c.log.Warn("read leases", "err", err)
+		return
+	}
+	if !slices.Contains(view.Live, me) {
+		return // our heartbeat is not visible: do not rebalance on a partial view
+	}
+	for key, h := range c.owned {
+		if h.releasing || h.lost {
+			continue
+		}
+		if top := lease.Top(key, view.Live); top != me {
+			h.releasing = true
+			h.cancelSoft()
+			c.log.Info("handing table to its top-ranked replica after the current window", "table", h.table.Label, "to", top)
+		}
+	}
+	subjects, err := c.discover(ctx)
+	if err != nil {
+		c.log.Warn("discover tables", "err", err)
+		return
+	}
+	now := time.Now()
+	for _, t := range subjects {
+		key := t.Key
+		if _, ok := c.owned[key]; ok {
+			continue
+		}
+		if view.Held[key] {
+			delete(c.freeSince, key)
+			continue
+		}
+		since, seen := c.freeSince[key]
+		if !seen {
+			c.freeSince[key] = now
+		}
+		starving := seen && now.Sub(since) > c.leases.TTL()
+		if lease.Top(key, view.Live) != me && !starving {
+			continue
+		}
+		rev, ok, err := c.leases.Acquire(ctx, key)
+		if err != nil {
+			c.log.Warn("acquire lease", "table", t.Label, "err", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		delete(c.freeSince, key)
+		c.start(ctx, key, t, rev)
+	}
+	c.metrics.OwnedTables.Set(float64(len(c.owned)))
+	if n, err := c.parks.Count(ctx); err == nil {
+		c.metrics.ParkedTables.Set(float64(n))
+	}
+	c.ready.Store(true)
+}
+
+// renew extends every lease held; a lease someone else took stops its
+// table at once, abandoning the window un-acked.
+func (c *Coordinator) renew(ctx context.Context) {
+	for key, h := range c.owned {
+		if h.lost {
+			continue
+		}
+		rev, err := c.leases.Renew(ctx, key, h.rev)
+		if err == nil {
+			h.rev, h.renewed = rev, time.Now()
+			continue
+		}
+		if errors.Is(err, lease.ErrLost) || time.Since(h.renewed) > c.leases.TTL() {
+			h.lost = true
+			h.cancelHard()
+			c.metrics.LeasesLost.Inc()
+			c.log.Error("lease lost; abandoning the table's window un-acked", "table", h.table.Label, "err", err)
+			continue
+		}
+		c.log.Warn("renew lease", "table", h.table.Label, "err", err)
+	}
+}
+
+// discover lists the tables that have messages in the stream or a
+// consumer already (a table whose messages are all applied has no subject
+// left in a work-queue stream, but it keeps its consumer and its owner).
+func (c *Coordinator) discover(ctx context.Context) ([]consume.Table, error) {
+	s, err := c.js.Stream(ctx, c.cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", c.cfg.Stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectFilter))
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s subjects: %w", c.cfg.Stream, err)
+	}
+	subjects := map[string]bool{}
+	for subj := range info.State.Subjects {
+		subjects[subj] = true
+	}
+	consumers := s.ListConsumers(ctx)
+	for ci := range consumers.Info() {
+		if strings.HasPrefix(ci.Config.FilterSubject, subject.Prefix+".") && strings.HasPrefix(ci.Name, "redms-") {
+			subjects[ci.Config.FilterSubject] = true
+		}
+	}
+	if err := consumers.Err(); err != nil {
+		return nil, fmt.Errorf("list consumers of %s: %w", c.cfg.Stream, err)
+	}
+	out := make([]consume.Table, 0, len(subjects))
+	for subj := range subjects {
+		t, ok := c.tables[subj]
+		if !ok {
+			t, err = TableOf(subj)
+			if err != nil {
+				c.log.Warn("ignoring subject that names no table", "subject", subj, "err", err)
+				continue
+			}
+			c.tables[subj] = t
+		}
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b consume.Table) int { return strings.Compare(a.Subject, b.Subject) })
+	return out, nil
+}
+
+// TableOf names the table of a WAL subject.
+func TableOf(subj string) (consume.Table, error) {
+	t, err := subject.Parse(subj)
+	if err != nil {
+		return consume.Table{}, fmt.Errorf("parse subject %s: %w", subj, err)
+	}
+	return consume.Table{Ref: t, Subject: subj, Consumer: subject.ConsumerName(t), Key: subject.KVKey(t), Label: t.String()}, nil
+}
+
+// start runs the table's windows in a goroutine of its own.
+func (c *Coordinator) start(ctx context.Context, key string, t consume.Table, rev uint64) {
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	soft, cancelSoft := context.WithCancel(hard)
+	h := &held{table: t, rev: rev, renewed: time.Now(), cancelHard: cancelHard, cancelSoft: cancelSoft, exited: make(chan struct{})}
+	c.owned[key] = h
+	c.log.Info("table acquired", "table", t.Label, "consumer", t.Consumer)
+	r := consume.NewRunner(t, c.cfg.Runner, c.deps)
+	go func() {
+		h.err = r.Run(hard, soft)
+		close(h.exited)
+		c.exits <- key // Run and shutdown always receive
+	}()
+}
+
+// reap releases the lease of a table whose runner returned.
+func (c *Coordinator) reap(ctx context.Context, key string) {
+	h, ok := c.owned[key]
+	if !ok {
+		return
+	}
+	<-h.exited
+	delete(c.owned, key)
+	h.cancelHard()
+	c.metrics.Forget(h.table.Label)
+	if h.err != nil {
+		c.log.Error("table stopped; it will be taken again", "table", h.table.Label, "err", h.err)
+	}
+	if !h.lost {
+		if err := c.leases.Release(ctx, key, h.rev); err != nil {
+			c.log.Warn("release lease", "table", h.table.Label, "err", err)
+		}
+	}
+	c.log.Info("table released", "table", h.table.Label)
+	c.metrics.OwnedTables.Set(float64(len(c.owned)))
+}
+
+// shutdown stops every table and releases the leases within the shutdown
+// timeout, renewing them while applies in progress finish.
+func (c *Coordinator) shutdown(tick *time.Ticker) error {
+	c.log.Info("stopping: no new windows; applies in progress finish or are abandoned un-acked", "timeout", c.cfg.ShutdownTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)
+	defer cancel()
+	for _, h := range c.owned {
+		h.cancelSoft()
+	}
+	// Leave a quarter of the timeout to abandon and release.
+	abandon := time.NewTimer(c.cfg.ShutdownTimeout * 3 / 4)
+	defer abandon.Stop()
+	for len(c.owned) > 0 {
+		select {
+		case key := <-c.exits:
+			c.reap(ctx, key)
+		case <-tick.C:
+			c.renew(ctx)
+		case <-abandon.C:
+			for _, h := range c.owned {
+				h.cancelHard()
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("stop tables: %d still running at the shutdown timeout", len(c.owned))
+		}
+	}
+	if err := c.leases.Leave(ctx); err != nil {
+		c.log.Warn("leave", "err", err)
+	}
+	c.metrics.OwnedTables.Set(0)
+	return nil
+}

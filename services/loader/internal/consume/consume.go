@@ -1,0 +1,455 @@
+// Package consume runs one owned table: it reads the table's durable pull
+// consumer, closes windows by age, bytes or records, hands each window to the
+// applier, and acks the window's messages only after the applier returned
+// success. A window that cannot be applied parks the table: its messages
+// stay un-acked in the stream and the table waits for redms-loader resume.
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/walheader"
+	"github.com/redms/redms/services/loader/internal/apply"
+	"github.com/redms/redms/services/loader/internal/metrics"
+	"github.com/redms/redms/services/loader/internal/park"
+	"github.com/redms/redms/services/loader/internal/window"
+)
+
+// Applier applies one window of a table to the warehouse in one transaction.
+// A *apply.ParkError is permanent; any other error is worth a retry.
+type Applier interface {
+	Apply(ctx context.Context, w apply.Window) (apply.Result, error)
+}
+
+var _ Applier = (*apply.Applier)(nil)
+
+// Parks is the parked-table store a runner reads and writes.
+type Parks interface {
+	Park(ctx context.Context, consumer string, r park.Record) error
+	Get(ctx context.Context, consumer string) (park.Record, bool, error)
+	WaitResumed(ctx context.Context, consumer string) error
+}
+
+var _ Parks = (*park.Store)(nil)
+
+// Config is how a runner reads and applies.
+type Config struct {
+	Stream     string
+	Replica    string
+	AckWait    time.Duration
+	Limits     window.Limits
+	Retries    int           // transient apply failures retried before parking
+	Backoff    time.Duration // first retry delay, doubled each retry
+	MaxBackoff time.Duration
+	Idle       time.Duration // refresh metrics this often while nothing arrives
+	PullBatch  int           // messages the client buffers ahead
+}
+
+// Deps is what a runner talks to.
+type Deps struct {
+	JS      jetstream.JetStream
+	Applier Applier
+	Parks   Parks
+	Metrics *metrics.Loader
+	Log     *slog.Logger
+}
+
+// Table names one table of the stream.
+type Table struct {
+	Ref      subject.Table
+	Subject  string
+	Consumer string // durable consumer name
+	Key      string // the table's key in the lease and parked KV buckets
+	Label    string // schema.table unquoted, the metrics label
+}
+
+// Runner applies the windows of one table, one after another.
+type Runner struct {
+	cfg  Config
+	deps Deps
+	t    Table
+	log  *slog.Logger
+
+	lastApplied uint64    // last stream sequence this runner saw committed
+	lastCommit  time.Time // source commit time of the last applied change
+	lastReport  time.Time
+}
+
+// NewRunner returns a runner for t.
+func NewRunner(t Table, cfg Config, deps Deps) *Runner {
+	return &Runner{cfg: cfg, deps: deps, t: t, log: deps.Log.With("table", t.Label, "subject", t.Subject)}
+}
+
+// errStopped means the soft context ended: stop taking windows.
+var errStopped = errors.New("stopped")
+
+type outcome int
+
+const (
+	outcomeStopped outcome = iota
+	outcomeParked
+)
+
+// Run applies the table until soft ends (an apply in progress finishes and
+// is acked; a window still filling is abandoned un-acked) or hard ends
+// (everything is abandoned un-acked). soft must be derived from hard. It
+// returns nil when stopped, an error when the table could not be read.
+func (r *Runner) Run(hard, soft context.Context) error {
+	recreate := false
+	for {
+		if soft.Err() != nil {
+			return nil
+		}
+		rec, parked, err := r.deps.Parks.Get(soft, r.t.Key)
+		if err != nil {
+			return err
+		}
+		if parked {
+			r.deps.Metrics.Parked.WithLabelValues(r.t.Label).Set(1)
+			r.log.Warn("table is parked; waiting for redms-loader resume", "lsn", rec.FirstLSN+".."+rec.LastLSN, "reason", rec.Reason)
+			if err := r.deps.Parks.WaitResumed(soft, r.t.Key); err != nil {
+				if soft.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			r.log.Info("table resumed")
+			recreate = true
+		}
+		r.deps.Metrics.Parked.WithLabelValues(r.t.Label).Set(0)
+		cons, err := r.consumer(soft, recreate)
+		if err != nil {
+			if soft.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		out, err := r.pump(hard, soft, cons)
+		if err != nil {
+			return err
+		}
+		if out == outcomeStopped {
+			return nil
+		}
+		recreate = true
+	}
+}
+
+// ConsumerConfig is the durable consumer of table t.
+func ConsumerConfig(t Table, cfg Config) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       t.Consumer,
+		Description:   "redms-loader " + t.Label,
+		FilterSubject: t.Subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxAckPending: max(2*cfg.Limits.Records, 2*cfg.PullBatch),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxDeliver:    -1,
+		// In a work-queue stream an acked message is gone, so the consumer's
+		// own state is redundant: if a server restart loses it, delivery
+		// starts again at the first message left, which is the first
+		// un-acked one. Keeping it in memory spares the server re-encoding
+		// a million pending acks to disk while a large window is open.
+		MemoryStorage: true,
+	}
+}
+
+// consumer creates the table's consumer, deleting it first when force is
+// set or when messages are pending from a previous owner: in a work-queue
+// stream un-acked messages outlive the consumer, and a new one delivers them
+// again at once and in order instead of after the ack wait.
+func (r *Runner) consumer(ctx context.Context, force bool) (jetstream.Consumer, error) {
+	c, err := r.deps.JS.Consumer(ctx, r.cfg.Stream, r.t.Consumer)
+	switch {
+	case err == nil:
+		pending := c.CachedInfo().NumAckPending
+		if force || pending > 0 {
+			r.log.Info("recreating consumer to redeliver un-acked messages now", "ack_pending", pending)
+			if err := r.deps.JS.DeleteConsumer(ctx, r.cfg.Stream, r.t.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return nil, fmt.Errorf("delete consumer %s: %w", r.t.Consumer, err)
+			}
+		}
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, fmt.Errorf("read consumer %s: %w", r.t.Consumer, err)
+	}
+	c, err = r.deps.JS.CreateOrUpdateConsumer(ctx, r.cfg.Stream, ConsumerConfig(r.t, r.cfg))
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", r.t.Consumer, err)
+	}
+	return c, nil
+}
+
+// pump reads windows and applies them until stopped or parked.
+func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outcome, error) {
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(1, min(r.cfg.PullBatch, r.cfg.Limits.Records))))
+	if err != nil {
+		return 0, fmt.Errorf("read consumer %s: %w", r.t.Consumer, err)
+	}
+	defer it.Stop()
+
+	w := window.New(r.cfg.Limits)
+	var msgs []apply.Msg
+	var replies []string   // ack subjects of msgs
+	var last jetstream.Msg // the window's last message, double-acked
+	var bodies arena
+	var prevHeader nats.Header
+	highest := r.lastApplied // a sequence at or below this is a redelivery
+	var wctx context.Context
+	var opened time.Time
+	cancelWindow := func() {}
+	defer func() { cancelWindow() }()
+	r.report(soft, cons, true)
+
+	for {
+		if soft.Err() != nil {
+			return outcomeStopped, nil
+		}
+		closeNow := false
+		var msg jetstream.Msg
+		if w.Empty() {
+			idle, cancel := context.WithTimeout(soft, r.cfg.Idle)
+			msg, err = it.Next(jetstream.NextContext(idle))
+			cancel()
+			if err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil {
+				r.report(soft, cons, true)
+				continue
+			}
+		} else {
+			msg, err = it.Next(jetstream.NextContext(wctx))
+			if err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil {
+				closeNow, err = true, nil
+			}
+		}
+		if err != nil {
+			if soft.Err() != nil {
+				return outcomeStopped, nil
+			}
+			return 0, fmt.Errorf("read consumer %s: %w", r.t.Consumer, err)
+		}
+		if msg != nil {
+			md, err := msg.Metadata()
+			if err != nil {
+				return 0, fmt.Errorf("read consumer %s: %w", r.t.Consumer, err)
+			}
+			seq := md.Sequence.Stream
+			if seq <= highest {
+				// A redelivery of a message this runner holds or applied.
+				if seq <= r.lastApplied {
+					_ = msg.Ack()
+				}
+				continue
+			}
+			highest = seq
+			h := compactHeader(msg.Headers(), prevHeader)
+			prevHeader = h
+			msgs = append(msgs, apply.Msg{Seq: seq, Header: h, Data: bodies.copy(msg.Data())})
+			replies = append(replies, msg.Reply())
+			last = msg
+			if w.Empty() {
+				opened = time.Now()
+				cancelWindow()
+				wctx, cancelWindow = closeAt(soft, time.Now().Add(r.cfg.Limits.Duration))
+			}
+			now := time.Now()
+			w.Add(len(msg.Data())+headerSize(h), now)
+			closeNow = w.Full()
+			if now.Sub(r.lastReport) > r.cfg.Idle {
+				r.report(soft, cons, false)
+			}
+		}
+		if !closeNow {
+			continue
+		}
+		cancelWindow()
+		r.log.Debug("window closed", "changes", len(msgs), "bytes", w.Bytes(), "fill_seconds", time.Since(opened).Seconds())
+		out, done, err := r.applyWindow(hard, soft, msgs, replies, last)
+		if err != nil || !done {
+			return out, err
+		}
+		w.Reset()
+		bodies.reset()
+		msgs, replies, last, prevHeader = nil, nil, nil, nil
+		r.report(soft, cons, true)
+	}
+}
+
+// applyWindow applies and acks one window. done is false when the runner
+// must return out: the table was parked or the runner was stopped.
+func (r *Runner) applyWindow(hard, soft context.Context, msgs []apply.Msg, replies []string, last jetstream.Msg) (out outcome, done bool, err error) {
+	win := apply.Window{Table: r.t.Ref, Msgs: msgs}
+	backoff := r.cfg.Backoff
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		res, err := r.deps.Applier.Apply(hard, win)
+		if err == nil {
+			r.applied(msgs, res, time.Since(start))
+			r.ack(hard, replies, last)
+			return 0, true, nil
+		}
+		if hard.Err() != nil {
+			return outcomeStopped, false, nil
+		}
+		r.deps.Metrics.ApplyErrors.WithLabelValues(r.t.Label).Inc()
+		if pe, ok := errors.AsType[*apply.ParkError](err); ok {
+			return outcomeParked, false, r.park(soft, msgs, pe.Reason+": "+errText(pe.Err), pe.FirstLSN, pe.LastLSN, pe.FirstSeq, pe.LastSeq)
+		}
+		if attempt >= r.cfg.Retries {
+			return outcomeParked, false, r.park(soft, msgs, fmt.Sprintf("apply failed %d times: %v", attempt+1, err), "", "", 0, 0)
+		}
+		r.log.Warn("apply window failed; retrying", "attempt", attempt+1, "retries", r.cfg.Retries, "backoff", backoff.String(),
+			"lsn", windowLSNs(msgs), "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-soft.Done():
+			t.Stop()
+			return outcomeStopped, false, nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, r.cfg.MaxBackoff)
+	}
+}
+
+// closeAt is the context a filling window waits on: it ends at the window's
+// deadline or when the runner stops.
+func closeAt(soft context.Context, d time.Time) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(soft, d)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// applied records a committed window and acks its messages.
+func (r *Runner) applied(msgs []apply.Msg, res apply.Result, took time.Duration) {
+	m, label := r.deps.Metrics, r.t.Label
+	if res.Applied {
+		m.WindowsApplied.WithLabelValues(label).Inc()
+		m.Changes.WithLabelValues(label).Add(float64(len(msgs)))
+		m.ApplyDuration.WithLabelValues(label).Observe(took.Seconds())
+		m.StagedBytes.WithLabelValues(label).Add(float64(res.StagedBytes))
+		m.Replays.WithLabelValues(label).Add(float64(res.Replays))
+		for action, n := range res.Rows {
+			m.Rows.WithLabelValues(label, action).Add(float64(n))
+		}
+		for rule, n := range res.Adjusted {
+			m.Adjusted.WithLabelValues(label, rule).Add(float64(n))
+		}
+		for reason, n := range res.Skipped {
+			m.Skipped.WithLabelValues(label, reason).Add(float64(n))
+			r.log.Warn("changes skipped: the table has no key columns; give it a primary key or REPLICA IDENTITY FULL, or set its keys in REDMS_TABLE_KEYS",
+				"reason", reason, "changes", n, "lsn", windowLSNs(msgs))
+		}
+		if !res.LastCommit.IsZero() {
+			r.lastCommit = res.LastCommit
+			m.ApplyLag.Observe(time.Since(res.LastCommit).Seconds())
+		}
+		r.log.Info("window applied", "changes", len(msgs), "lsn", windowLSNs(msgs),
+			"seconds", took.Seconds(), "replays", res.Replays)
+	} else {
+		r.log.Info("window applied before; acking", "changes", len(msgs), "lsn", windowLSNs(msgs))
+	}
+	r.lastApplied = msgs[len(msgs)-1].Seq
+}
+
+// ackPayload is JetStream's positive ack.
+var ackPayload = []byte("+ACK")
+
+// ack acks a committed window: every message by its reply subject, the last
+// one with a double ack so that the server has them all when it returns
+// (acks of one connection are processed in order). A failed ack is only
+// logged: the window is committed and the watermark makes a redelivery
+// harmless.
+func (r *Runner) ack(ctx context.Context, replies []string, last jetstream.Msg) {
+	start := time.Now()
+	nc := r.deps.JS.Conn()
+	for _, reply := range replies[:len(replies)-1] {
+		if err := nc.Publish(reply, ackPayload); err != nil {
+			r.log.Warn("ack window", "err", err)
+			break
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := last.DoubleAck(actx); err != nil {
+		r.log.Warn("ack window", "err", err)
+	}
+	r.log.Debug("window acked", "changes", len(replies), "ack_seconds", time.Since(start).Seconds())
+}
+
+// park records the table as parked and logs one error line.
+func (r *Runner) park(ctx context.Context, msgs []apply.Msg, reason, firstLSN, lastLSN string, firstSeq, lastSeq uint64) error {
+	if firstLSN == "" {
+		firstLSN = msgs[0].Header.Get(walheader.LSN)
+	}
+	if lastLSN == "" {
+		lastLSN = msgs[len(msgs)-1].Header.Get(walheader.LSN)
+	}
+	if firstSeq == 0 {
+		firstSeq = msgs[0].Seq
+	}
+	if lastSeq == 0 {
+		lastSeq = msgs[len(msgs)-1].Seq
+	}
+	rec := park.Record{Table: r.t.Label, Subject: r.t.Subject, FirstLSN: firstLSN, LastLSN: lastLSN,
+		FirstSeq: firstSeq, LastSeq: lastSeq, Reason: reason, Replica: r.cfg.Replica, ParkedAt: time.Now().UTC()}
+	// Park even when we are stopping: the window failed for good.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.deps.Parks.Park(pctx, r.t.Key, rec); err != nil {
+		return err
+	}
+	r.deps.Metrics.Parked.WithLabelValues(r.t.Label).Set(1)
+	r.log.Error("table parked; its messages stay in the stream un-acked until redms-loader resume "+r.t.Label,
+		"lsn", firstLSN+".."+lastLSN, "reason", reason, "first_seq", firstSeq, "last_seq", lastSeq, "consumer", r.t.Consumer)
+	return nil
+}
+
+// report refreshes the backlog and lag gauges.
+func (r *Runner) report(ctx context.Context, cons jetstream.Consumer, windowEmpty bool) {
+	now := time.Now()
+	r.lastReport = now
+	info, err := cons.Info(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("read consumer info", "err", err)
+		}
+		return
+	}
+	backlog := info.NumPending + uint64(info.NumAckPending)
+	r.deps.Metrics.Backlog.WithLabelValues(r.t.Label).Set(float64(backlog))
+	lag := 0.0
+	if (backlog > 0 || !windowEmpty) && !r.lastCommit.IsZero() {
+		lag = now.Sub(r.lastCommit).Seconds()
+	}
+	r.deps.Metrics.Lag.WithLabelValues(r.t.Label).Set(lag)
+}
+
+func windowLSNs(msgs []apply.Msg) string {
+	if len(msgs) == 0 {
+		return ""
+	}
+	return msgs[0].Header.Get(walheader.LSN) + ".." + msgs[len(msgs)-1].Header.Get(walheader.LSN)
+}
+
+// headerSize approximates a message's header bytes on the wire.
+func headerSize(h map[string][]string) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}

@@ -1,0 +1,311 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/walheader"
+	"github.com/redms/redms/services/loader/internal/apply"
+	"github.com/redms/redms/services/loader/internal/metrics"
+	"github.com/redms/redms/services/loader/internal/park"
+	"github.com/redms/redms/services/loader/internal/window"
+)
+
+const stream = "REDMS_WAL"
+
+// recorder is an Applier that records windows and answers with decide.
+type recorder struct {
+	mu      sync.Mutex
+	windows [][]uint64
+	calls   int
+	decide  func(w apply.Window, call int) error
+}
+
+var _ Applier = (*recorder)(nil)
+
+func (r *recorder) Apply(_ context.Context, w apply.Window) (apply.Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.decide != nil {
+		if err := r.decide(w, r.calls); err != nil {
+			return apply.Result{}, err
+		}
+	}
+	var seqs []uint64
+	for _, m := range w.Msgs {
+		seqs = append(seqs, m.Seq)
+	}
+	r.windows = append(r.windows, seqs)
+	return apply.Result{Applied: true, Rows: map[string]int{"upsert": len(seqs)}, LastCommit: time.Now()}, nil
+}
+
+func (r *recorder) got() [][]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.windows)
+}
+
+type env struct {
+	js    jetstream.JetStream
+	parks *park.Store
+	m     *metrics.Loader
+	table Table
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	n := testenv.StartNATS(t)
+	_, js := n.Connect(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: stream, Subjects: []string{subject.Wildcard}, Retention: jetstream.WorkQueuePolicy,
+		Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	parks, err := park.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := subject.Table{DB: "shop", Schema: "public", Name: "orders"}
+	return &env{js: js, parks: parks, m: metrics.New(prometheus.NewRegistry()), table: Table{
+		Ref: tab, Subject: subject.Subject(tab), Consumer: subject.ConsumerName(tab), Key: subject.KVKey(tab), Label: tab.String(),
+	}}
+}
+
+// publish sends bodies as consecutive changes of the test table.
+func (e *env) publish(t *testing.T, bodies ...string) {
+	t.Helper()
+	for i, b := range bodies {
+		lsn := fmt.Sprintf("0/%X", 0x1000+i*16+int(time.Now().UnixNano()%16))
+		meta := walheader.Meta{LSN: lsn, CommitLSN: lsn, Xid: 700, CommitTime: time.Now(), Keys: []string{"id"}, KeySource: walheader.KeySourcePrimaryKey}
+		h := meta.Header("shop")
+		h.Del(walheader.MsgID) // bodies may repeat in a test; let every publish count
+		msg := &natsMsg{subject: e.table.Subject, header: h, data: []byte(b)}
+		if _, err := e.js.PublishMsg(context.Background(), msg.nats()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func insert(id int) string {
+	return fmt.Sprintf("table public.orders: INSERT: id[integer]:%d note[text]:'n%d'", id, id)
+}
+
+func (e *env) run(t *testing.T, cfg Config, a Applier) (stop func()) {
+	t.Helper()
+	hard, cancelHard := context.WithCancel(context.Background())
+	soft, cancelSoft := context.WithCancel(hard)
+	r := NewRunner(e.table, cfg, Deps{JS: e.js, Applier: a, Parks: e.parks, Metrics: e.m, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(hard, soft) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancelSoft()
+			cancelHard()
+			if err := <-done; err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func config(l window.Limits) Config {
+	return Config{Stream: stream, Replica: "test", AckWait: time.Hour, Limits: l, Retries: 2,
+		Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Idle: 100 * time.Millisecond, PullBatch: 100}
+}
+
+// eventually polls cond every 20ms for up to 20s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) streamMsgs(t *testing.T) uint64 {
+	t.Helper()
+	s, err := e.js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestWindowClosesByTimerWithoutMoreData(t *testing.T) {
+	e := setup(t)
+	rec := &recorder{}
+	e.publish(t, insert(1), insert(2), insert(3))
+	e.run(t, config(window.Limits{Duration: 300 * time.Millisecond, Bytes: 1 << 20, Records: 1000}), rec)
+	eventually(t, "the window to close by age", func() bool { return len(rec.got()) == 1 })
+	if got := fmt.Sprint(rec.got()); got != "[[1 2 3]]" {
+		t.Fatalf("windows = %s, want [[1 2 3]]", got)
+	}
+	eventually(t, "the window's messages to be acked", func() bool { return e.streamMsgs(t) == 0 })
+	if v := testutil.ToFloat64(e.m.WindowsApplied.WithLabelValues("public.orders")); v != 1 {
+		t.Fatalf("windows applied = %v", v)
+	}
+}
+
+func TestWindowClosesOnRecords(t *testing.T) {
+	e := setup(t)
+	rec := &recorder{}
+	var bodies []string
+	for i := range 10 {
+		bodies = append(bodies, insert(i))
+	}
+	e.publish(t, bodies...)
+	e.run(t, config(window.Limits{Duration: time.Hour, Bytes: 1 << 20, Records: 4}), rec)
+	eventually(t, "two full windows", func() bool { return len(rec.got()) == 2 })
+	if got := fmt.Sprint(rec.got()); got != "[[1 2 3 4] [5 6 7 8]]" {
+		t.Fatalf("windows = %s", got)
+	}
+	// The last two stay in an open window, un-acked.
+	eventually(t, "acks of the full windows", func() bool { return e.streamMsgs(t) == 2 })
+}
+
+func TestWindowClosesOnBytes(t *testing.T) {
+	e := setup(t)
+	rec := &recorder{}
+	body := strings.Repeat("x", 1000)
+	e.publish(t, body, body, body, body, body, body, body)
+	// Headers add under 1000 bytes, so three messages pass 2500 bytes and two do not.
+	e.run(t, config(window.Limits{Duration: time.Hour, Bytes: 2500, Records: 1000}), rec)
+	eventually(t, "two windows by bytes", func() bool { return len(rec.got()) == 2 })
+	if got := fmt.Sprint(rec.got()); got != "[[1 2 3] [4 5 6]]" {
+		t.Fatalf("windows = %s", got)
+	}
+}
+
+func TestParkKeepsMessagesUntilResume(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	rec := &recorder{decide: func(w apply.Window, _ int) error {
+		for _, m := range w.Msgs {
+			if string(m.Data) == "garbage" {
+				return &apply.ParkError{Table: "public.orders", FirstLSN: "0/1", LastLSN: "0/2", FirstSeq: w.Msgs[0].Seq,
+					LastSeq: w.Msgs[len(w.Msgs)-1].Seq, Reason: "parse record", Err: errors.New("no table prefix")}
+			}
+		}
+		return nil
+	}}
+	e.publish(t, insert(1), insert(2), "garbage", insert(4))
+	e.run(t, config(window.Limits{Duration: 200 * time.Millisecond, Bytes: 1 << 20, Records: 1000}), rec)
+	var parked park.Record
+	eventually(t, "the table to be parked", func() bool {
+		r, ok, err := e.parks.Get(ctx, e.table.Key)
+		parked = r
+		return err == nil && ok
+	})
+	if parked.Table != "public.orders" || parked.FirstSeq != 1 || parked.LastSeq != 4 || !strings.Contains(parked.Reason, "parse record") || parked.Replica != "test" {
+		t.Fatalf("parked record = %+v", parked)
+	}
+	if v := testutil.ToFloat64(e.m.Parked.WithLabelValues("public.orders")); v != 1 {
+		t.Fatalf("parked gauge = %v", v)
+	}
+	if n := e.streamMsgs(t); n != 4 {
+		t.Fatalf("stream holds %d messages while parked, want all 4 un-acked", n)
+	}
+	if len(rec.got()) != 0 {
+		t.Fatalf("windows applied while parked: %v", rec.got())
+	}
+
+	// The operator removes the bad message and resumes.
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.parks.Resume(ctx, e.table.Key); err != nil || !ok {
+		t.Fatalf("Resume = %v, %v", ok, err)
+	}
+	eventually(t, "the parked messages to be applied", func() bool { return len(rec.got()) == 1 })
+	if got := fmt.Sprint(rec.got()); got != "[[1 2 4]]" {
+		t.Fatalf("windows after resume = %s", got)
+	}
+	eventually(t, "acks after resume", func() bool { return e.streamMsgs(t) == 0 })
+	if v := testutil.ToFloat64(e.m.Parked.WithLabelValues("public.orders")); v != 0 {
+		t.Fatalf("parked gauge after resume = %v", v)
+	}
+}
+
+func TestTransientErrorsRetryThenPark(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	flaky := &recorder{decide: func(_ apply.Window, call int) error {
+		if call == 1 {
+			return errors.New("connection reset")
+		}
+		return nil
+	}}
+	e.publish(t, insert(1))
+	stop := e.run(t, config(window.Limits{Duration: 100 * time.Millisecond, Bytes: 1 << 20, Records: 1000}), flaky)
+	eventually(t, "the retried window", func() bool { return len(flaky.got()) == 1 })
+	stop()
+
+	broken := &recorder{decide: func(apply.Window, int) error { return errors.New("warehouse down") }}
+	e.publish(t, insert(2))
+	e.run(t, config(window.Limits{Duration: 100 * time.Millisecond, Bytes: 1 << 20, Records: 1000}), broken)
+	var parked park.Record
+	eventually(t, "park after retries", func() bool {
+		r, ok, err := e.parks.Get(ctx, e.table.Key)
+		parked = r
+		return err == nil && ok
+	})
+	if !strings.Contains(parked.Reason, "apply failed 3 times") || !strings.Contains(parked.Reason, "warehouse down") {
+		t.Fatalf("reason = %q", parked.Reason)
+	}
+	broken.mu.Lock()
+	calls := broken.calls
+	broken.mu.Unlock()
+	if calls != 3 {
+		t.Fatalf("apply called %d times, want 1 + 2 retries", calls)
+	}
+}
+
+func TestNewOwnerRedeliversAtOnce(t *testing.T) {
+	e := setup(t)
+	e.publish(t, insert(1), insert(2))
+	first := &recorder{}
+	stop := e.run(t, config(window.Limits{Duration: time.Hour, Bytes: 1 << 20, Records: 1000}), first)
+	eventually(t, "delivery to the first owner", func() bool {
+		c, err := e.js.Consumer(context.Background(), stream, e.table.Consumer)
+		return err == nil && c.CachedInfo().NumAckPending == 2
+	})
+	stop() // abandons the open window un-acked; the ack wait is an hour
+
+	second := &recorder{}
+	e.run(t, config(window.Limits{Duration: 100 * time.Millisecond, Bytes: 1 << 20, Records: 1000}), second)
+	eventually(t, "the second owner to apply the abandoned window", func() bool { return len(second.got()) == 1 })
+	if got := fmt.Sprint(second.got()); got != "[[1 2]]" || len(first.got()) != 0 {
+		t.Fatalf("first applied %v, second %s", first.got(), got)
+	}
+}

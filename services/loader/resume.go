@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/services/loader/internal/assign"
+	"github.com/redms/redms/services/loader/internal/park"
+)
+
+// resumeConfig is what `redms-loader resume` reads: only NATS and the stream.
+type resumeConfig struct {
+	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	Stream  string `envconfig:"STREAM" default:"REDMS_WAL"`
+}
+
+// resume deletes the parked key of the table named by arg; the table's
+// owner sees it, recreates the consumer and applies what was parked.
+func resume(ctx context.Context, arg string, stdout, stderr io.Writer) int {
+	var cfg resumeConfig
+	if err := envconfig.Process("REDMS", &cfg); err != nil {
+		fmt.Fprintln(stderr, "redms-loader resume: read configuration:", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("redms-loader resume"))
+	if err != nil {
+		fmt.Fprintf(stderr, "redms-loader resume: connect to nats %s: %v\n", cfg.NATSURL, err)
+		return 1
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Fprintln(stderr, "redms-loader resume: open jetstream:", err)
+		return 1
+	}
+	tables, err := streamTables(ctx, js, cfg.Stream)
+	if err != nil {
+		fmt.Fprintln(stderr, "redms-loader resume:", err)
+		return 1
+	}
+	matches := MatchTable(arg, tables)
+	switch len(matches) {
+	case 0:
+		fmt.Fprintf(stderr, "redms-loader resume: no table %q has messages in stream %s\n", arg, cfg.Stream)
+		return 1
+	case 1:
+	default:
+		var names []string
+		for _, t := range matches {
+			names = append(names, t.DB+"."+t.String())
+		}
+		fmt.Fprintf(stderr, "redms-loader resume: %q names several tables, say which: %s\n", arg, strings.Join(names, ", "))
+		return 1
+	}
+	t := matches[0]
+	parks, err := park.Open(ctx, js)
+	if err != nil {
+		fmt.Fprintln(stderr, "redms-loader resume:", err)
+		return 1
+	}
+	ok, err := parks.Resume(ctx, subject.KVKey(t))
+	if err != nil {
+		fmt.Fprintln(stderr, "redms-loader resume:", err)
+		return 1
+	}
+	if !ok {
+		fmt.Fprintf(stdout, "%s.%s is not parked\n", t.DB, t)
+		return 0
+	}
+	fmt.Fprintf(stdout, "resumed %s.%s (consumer %s); its owner applies what was parked\n", t.DB, t, subject.ConsumerName(t))
+	return 0
+}
+
+// streamTables lists the tables with messages in the stream.
+func streamTables(ctx context.Context, js jetstream.JetStream, stream string) ([]subject.Table, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(assign.SubjectFilter))
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s subjects: %w", stream, err)
+	}
+	var out []subject.Table
+	for subj := range info.State.Subjects {
+		if t, err := subject.Parse(subj); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// MatchTable returns the tables that arg names: schema.table,
+// db.schema.table (unquoted), the consumer name or its KV key.
+func MatchTable(arg string, tables []subject.Table) []subject.Table {
+	var out []subject.Table
+	for _, t := range tables {
+		names := []string{t.String(), t.DB + "." + t.String(), subject.ConsumerName(t), subject.KVKey(t)}
+		if slices.Contains(names, arg) {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b subject.Table) int { return strings.Compare(a.DB+"."+a.String(), b.DB+"."+b.String()) })
+	return out
+}
