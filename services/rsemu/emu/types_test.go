@@ -59,6 +59,11 @@ func TestTypes(t *testing.T) {
 		mustExec(t, c, "INSERT INTO t (p) VALUES (999.99)")
 		wantErr(t, c, "22003", "Numeric data overflow", "INSERT INTO t (p) VALUES (1000)")
 		wantErr(t, c, "22003", "Numeric data overflow", "INSERT INTO t (d) VALUES (1e18)")
+		// precision 19 is a 64-bit integer of scaled units in Redshift
+		mustExec(t, c, "CREATE TABLE n19 (a NUMERIC(19,8))")
+		mustExec(t, c, "INSERT INTO n19 VALUES (92233720368.54775807), (-92233720368.54775808)")
+		wantErr(t, c, "22003", "Numeric data overflow", "INSERT INTO n19 VALUES (92233720368.54775808)")
+		wantErr(t, c, "22003", "Numeric data overflow", "INSERT INTO n19 VALUES (99999999999.99999999)")
 	})
 	t.Run("date and timestamp range", func(t *testing.T) {
 		t.Parallel()

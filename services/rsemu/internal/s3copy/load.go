@@ -308,7 +308,7 @@ func convert(c *translate.CopyStmt, col *Column, f field) (*string, int, string)
 		}
 		rounded := r.FloatString(col.Type.Scale)
 		intDigits := strings.TrimLeft(strings.SplitN(strings.TrimLeft(rounded, "+-"), ".", 2)[0], "0")
-		if len(intDigits) > col.Type.Precision-col.Type.Scale {
+		if len(intDigits) > col.Type.Precision-col.Type.Scale || (col.Type.Precision == 19 && !fitsInt64(r, col.Type.Scale)) {
 			return nil, ErrRange, fmt.Sprintf("Numeric data overflow (result precision), Value '%s'", s)
 		}
 		return &rounded, 0, ""
@@ -352,6 +352,16 @@ func convert(c *translate.CopyStmt, col *Column, f field) (*string, int, string)
 		return &s, 0, ""
 	}
 	return &v, 0, ""
+}
+
+// fitsInt64 reports whether r rounded to scale is within Redshift's
+// NUMERIC(19,scale) range, ±2^63 units of 10^-scale.
+func fitsInt64(r *big.Rat, scale int) bool {
+	lo, hi := translate.Int64Bounds(scale)
+	l, _ := new(big.Rat).SetString(lo)
+	h, _ := new(big.Rat).SetString(hi)
+	rounded, _ := new(big.Rat).SetString(r.FloatString(scale))
+	return rounded.Cmp(l) >= 0 && rounded.Cmp(h) <= 0
 }
 
 var numericRE = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)$`)

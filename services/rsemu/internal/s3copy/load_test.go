@@ -41,6 +41,7 @@ func TestConvert(t *testing.T) {
 	vc := Column{Name: "c", Type: translate.Type{Class: translate.Varchar, Length: 3}}
 	ch := Column{Name: "c", Type: translate.Type{Class: translate.Char, Length: 2}}
 	num := Column{Name: "c", Type: translate.Type{Class: translate.Numeric, Precision: 5, Scale: 2}}
+	n19 := Column{Name: "c", Type: translate.Type{Class: translate.Numeric, Precision: 19, Scale: 8}}
 	cases := []struct {
 		col    Column
 		in     string
@@ -68,6 +69,10 @@ func TestConvert(t *testing.T) {
 		{num, "999.994", false, "999.99"},
 		{num, "999.996", false, "#1204"},
 		{num, "-1.5", false, "-1.50"},
+		{n19, "92233720368.54775807", false, "92233720368.54775807"},
+		{n19, "92233720368.54775808", false, "#1204"},
+		{n19, "-92233720368.54775808", false, "-92233720368.54775808"},
+		{n19, "99999999999", false, "#1204"},
 		{num, "1e3", false, "#1207"},
 		{num, "abc", false, "#1207"},
 		{typ(translate.Double), "1.5e300", false, "1.5e300"},

@@ -547,6 +547,8 @@ func redshiftError(e *pgproto3.ErrorResponse) {
 			switch t.Class {
 			case translate.Varchar, translate.Char:
 				e.Code, e.Message = rserr.StringTooLong, "value too long for type "+t.String()
+			case translate.Numeric:
+				e.Code, e.Message = rserr.NumericOutOfRange, "Numeric data overflow (result precision)"
 			case translate.Date:
 				e.Code, e.Message = rserr.DatetimeOutOfRange, "date out of range"
 			case translate.Timestamp, translate.TimestampTZ:

@@ -79,6 +79,13 @@ func (t Type) Postgres() string {
 // already enforces the rule.
 func (t Type) Check(col string) (prefix, expr string) {
 	switch t.Class {
+	case Numeric:
+		if t.Precision != 19 {
+			return "", ""
+		}
+		// Redshift stores precision 19 as a 64-bit integer of scaled units.
+		lo, hi := Int64Bounds(t.Scale)
+		return fmt.Sprintf("rsemu_n19s%d", t.Scale), fmt.Sprintf("%s BETWEEN %s AND %s", col, lo, hi)
 	case Varchar:
 		return fmt.Sprintf("rsemu_vc%d", t.Length), fmt.Sprintf("octet_length(%s) <= %d", col, t.Length)
 	case Char:
@@ -91,6 +98,21 @@ func (t Type) Check(col string) (prefix, expr string) {
 		return "rsemu_tstz", fmt.Sprintf("isfinite(%s) AND %s >= '4713-01-01 00:00:00+00 BC'", col, col)
 	}
 	return "", ""
+}
+
+// Int64Bounds are the least and greatest NUMERIC(19,scale) values Redshift
+// holds: ±2^63 units of 10^-scale, as decimal text.
+func Int64Bounds(scale int) (lo, hi string) {
+	shift := func(digits string) string {
+		if scale == 0 {
+			return digits
+		}
+		for len(digits) <= scale {
+			digits = "0" + digits
+		}
+		return digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+	}
+	return "-" + shift("9223372036854775808"), shift("9223372036854775807")
 }
 
 // checkClause is the column constraint clause for t on col, named
@@ -111,6 +133,11 @@ func ConstraintType(name string) (Type, bool) {
 		return Type{}, false
 	}
 	kind, _, _ := strings.Cut(rest, "_")
+	if sc, ok := strings.CutPrefix(kind, "n19s"); ok {
+		if n, err := strconv.Atoi(sc); err == nil {
+			return Type{Class: Numeric, Precision: 19, Scale: n}, true
+		}
+	}
 	switch kind {
 	case "date":
 		return Type{Class: Date}, true

@@ -63,7 +63,7 @@ func TestTranslatePassthrough(t *testing.T) {
 func TestTranslateCreateTable(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{`CREATE TABLE IF NOT EXISTS "S"."T" ("Id" BIGINT NOT NULL, "V" VARCHAR(10), n NUMERIC(19,8), d DATE, ts TIMESTAMP, tz TIMESTAMPTZ, c CHAR(36), b BOOLEAN, f DOUBLE PRECISION, r REAL, s SMALLINT, i INTEGER, tm TIME, ttz TIMETZ)`,
-			`CREATE TABLE IF NOT EXISTS "s"."t" ("id" bigint NOT NULL, "v" varchar(10) CONSTRAINT "rsemu_vc10_x1" CHECK (octet_length("v") <= 10), n numeric(19,8), ` +
+			`CREATE TABLE IF NOT EXISTS "s"."t" ("id" bigint NOT NULL, "v" varchar(10) CONSTRAINT "rsemu_vc10_x1" CHECK (octet_length("v") <= 10), n numeric(19,8) CONSTRAINT "rsemu_n19s8_x2" CHECK (n BETWEEN -92233720368.54775808 AND 92233720368.54775807), ` +
 				`d date CONSTRAINT "rsemu_date_x3" CHECK (d BETWEEN '4713-01-01 BC' AND '294276-12-31'), ` +
 				`ts timestamp CONSTRAINT "rsemu_ts_x4" CHECK (isfinite(ts) AND ts >= '4713-01-01 00:00:00 BC'), ` +
 				`tz timestamptz CONSTRAINT "rsemu_tstz_x5" CHECK (isfinite(tz) AND tz >= '4713-01-01 00:00:00+00 BC'), ` +
@@ -93,7 +93,7 @@ func TestTranslateCreateTable(t *testing.T) {
 }
 
 func TestConstraintType(t *testing.T) {
-	for _, typ := range []Type{{Class: Varchar, Length: 10}, {Class: Char, Length: 3}, {Class: Date}, {Class: Timestamp}, {Class: TimestampTZ}} {
+	for _, typ := range []Type{{Class: Varchar, Length: 10}, {Class: Char, Length: 3}, {Class: Date}, {Class: Timestamp}, {Class: TimestampTZ}, {Class: Numeric, Precision: 19, Scale: 4}} {
 		prefix, _ := typ.Check("c")
 		back, ok := ConstraintType(prefix + "_ab12cd340")
 		if !ok || back != typ {
@@ -107,6 +107,14 @@ func TestConstraintType(t *testing.T) {
 	}
 	if p, _ := (Type{Class: Integer}).Check("c"); p != "" {
 		t.Fatalf("integer has a check %q", p)
+	}
+	if p, _ := (Type{Class: Numeric, Precision: 18, Scale: 2}).Check("c"); p != "" {
+		t.Fatalf("numeric(18,2) has a check %q", p)
+	}
+	for scale, want := range map[int][2]string{0: {"-9223372036854775808", "9223372036854775807"}, 8: {"-92233720368.54775808", "92233720368.54775807"}, 19: {"-0.9223372036854775808", "0.9223372036854775807"}} {
+		if lo, hi := Int64Bounds(scale); lo != want[0] || hi != want[1] {
+			t.Fatalf("Int64Bounds(%d) = %s %s", scale, lo, hi)
+		}
 	}
 }
 
