@@ -22,9 +22,9 @@ type run struct {
 	dialect string
 	// duration of the workload (REDMS_E2E_DURATION overrides).
 	duration time.Duration
-	// chaos SIGKILLs a random loader every few seconds and restarts it, and
+	// chaos SIGKILLs a random loader every few seconds and restarts it,
 	// once kills the loaders while a window's warehouse transaction is open
-	// after its objects were staged.
+	// after its objects were staged, and once SIGKILLs capture.
 	chaos bool
 	// replay crashes a loader after a warehouse commit and before its ack,
 	// and restarts capture on a spare slot created before the workload, so
@@ -99,6 +99,7 @@ func runE2E(t *testing.T, r run) {
 		Rate:            8,
 		StatementsPerTx: 4,
 		InitialRows:     10,
+		Partitioned:     true,
 		Logger:          testLogger(t),
 	})
 	if err := gen.Setup(ctx, s.source); err != nil {
@@ -123,6 +124,7 @@ func runE2E(t *testing.T, r run) {
 	nextKill := start.Add(jitter(rnd, 3*time.Second, 6*time.Second))
 	midApplyAt := start.Add(duration * 3 / 10)
 	replayAt := start.Add(duration / 2)
+	captureKillAt := start.Add(duration * 6 / 10)
 	crashWatched := false
 	var seqBeforeReplay uint64
 	slotInUse := slot
@@ -147,6 +149,14 @@ loop:
 				time.Sleep(time.Second)
 				s.restartDead(t)
 			}
+			continue
+		}
+		if r.chaos && ev.captureKills == 0 && now.After(captureKillAt) {
+			s.capture.kill(t)
+			ev.captureKills++
+			t.Logf("SIGKILL capture; restarting it on the same slot (it re-reads from the confirmed position)")
+			time.Sleep(500 * time.Millisecond)
+			s.capture.start(t)
 			continue
 		}
 		if r.chaos && now.After(nextKill) {
@@ -214,7 +224,7 @@ loop:
 	}
 
 	if r.chaos {
-		t.Logf("loader kills: %d random SIGKILLs, between staging and commit: %v", ev.kills, ev.midApply)
+		t.Logf("loader kills: %d random SIGKILLs, between staging and commit: %v; capture kills: %d", ev.kills, ev.midApply, ev.captureKills)
 		if !ev.midApply {
 			t.Errorf("required event did not happen: no loader was killed between staging and commit " +
 				"(no warehouse apply transaction ever waited on the test's lock on public.customers with objects staged in S3)")
@@ -262,6 +272,7 @@ func (s *stack) lastSeq(ctx context.Context, t *testing.T) uint64 {
 // events are the faults that happened.
 type events struct {
 	kills            int
+	captureKills     int
 	midApply         bool
 	crashAfterCommit bool
 	respawnedCapture bool
