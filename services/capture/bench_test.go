@@ -126,7 +126,7 @@ func BenchmarkCapture(b *testing.B) {
 		}
 		natsCPU := cpuSeconds(b, os.Getpid())
 		start = time.Now()
-		p := startCapture(b, env, args...)
+		p := startBinary(b, plainBin, env, args...)
 		deadline := time.Now().Add(10 * time.Minute)
 		for streamCount(b, js, "REDMS_WAL") < uint64(changes) {
 			if time.Now().After(deadline) {

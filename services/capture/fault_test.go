@@ -219,14 +219,14 @@ func TestKill9UnderLoad(t *testing.T) {
 	url := pg.CreateDatabase(t, "shop")
 	exec1(t, connect(t, url), loadTable)
 	env := liveEnv(url, ns.URL(), "kill9")
-	p := startCapture(t, env)
+	p := startBinary(t, plainBin, env)
 	eventually(t, 30*time.Second, "slot", func() bool { return slotConfirmed(t, connect(t, url), "kill9") != 0 })
 
 	l := startLoad(t, url, 100_000, 100)
 	waitStreamHolds(t, js, 30_000, 2*time.Minute)
 	p.kill()
 	t.Logf("killed capture with %d messages in the stream, %d changes attempted", streamCount(t, js, "REDMS_WAL"), l.attempted.Load())
-	startCapture(t, env)
+	startBinary(t, plainBin, env)
 	l.wait(t, 3*time.Minute)
 	want, total := expectedVersions(t, url)
 	if total < 90_000 {
@@ -248,7 +248,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	p := startCapture(t, env)
 	eventually(t, 30*time.Second, "slot", func() bool { return slotConfirmed(t, connect(t, url), "pgrestart") != 0 })
 
-	l := startLoad(t, url, 30_000, 50)
+	l := startLoad(t, url, 20_000, 50)
 	waitStreamHolds(t, js, 5_000, time.Minute)
 	pg.Stop(t)
 	pg.Start(t)

@@ -22,8 +22,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// captureBin is the redms-capture binary built once for the tests.
-var captureBin string
+// captureBin is the redms-capture binary built once for the tests, with the
+// race detector when the tests run with it; plainBin is built without it
+// for the 100k-change load (under -race it would dominate the suite's time).
+var captureBin, plainBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
@@ -37,13 +39,33 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	captureBin = filepath.Join(dir, "redms-capture")
-	build := exec.Command("go", "build", "-o", captureBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	plainBin = captureBin
+	if raceEnabled {
+		plainBin = filepath.Join(dir, "redms-capture-norace")
+		if err := goBuild(plainBin); err != nil {
+			fmt.Fprintln(os.Stderr, "build redms-capture:", err)
+			return 1
+		}
+	}
+	if err := goBuild(captureBin, flagIf(raceEnabled, "-race")...); err != nil {
 		fmt.Fprintln(os.Stderr, "build redms-capture:", err)
 		return 1
 	}
 	return m.Run()
+}
+
+func flagIf(ok bool, flag string) []string {
+	if ok {
+		return []string{flag}
+	}
+	return nil
+}
+
+func goBuild(out string, flags ...string) error {
+	args := append([]string{"build", "-o", out}, flags...)
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	return build.Run()
 }
 
 // syncBuffer is a bytes.Buffer safe for a process writer and a test reader.
@@ -87,7 +109,13 @@ func freeAddr(t testing.TB) string {
 // startCapture runs the binary with env (REDMS_* values) and args.
 func startCapture(t testing.TB, env map[string]string, args ...string) *captureProc {
 	t.Helper()
-	cmd := exec.Command(captureBin, args...)
+	return startBinary(t, captureBin, env, args...)
+}
+
+// startBinary runs bin (captureBin or plainBin) like startCapture.
+func startBinary(t testing.TB, bin string, env map[string]string, args ...string) *captureProc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "REDMS_METRICS_ADDR=", "REDMS_LOG_LEVEL=info")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

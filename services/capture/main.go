@@ -119,13 +119,14 @@ type app struct {
 	m              *metrics
 	health         service.Health
 	srcReady       atomic.Bool
-	nc             *nats.Conn
+	nc             atomic.Pointer[nats.Conn] // set once connected; read by NATS callbacks
 }
 
 // updateReady sets /readyz: the slot (or stdin) is being read and, unless
 // this is a dry run, NATS is connected.
 func (a *app) updateReady() {
-	ready := a.srcReady.Load() && (a.dry || (a.nc != nil && a.nc.IsConnected()))
+	nc := a.nc.Load()
+	ready := a.srcReady.Load() && (a.dry || (nc != nil && nc.IsConnected()))
 	a.health.SetReady(ready)
 	if ready {
 		a.m.ready.Set(1)
@@ -209,7 +210,7 @@ func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
 		if err != nil {
 			return err
 		}
-		defer a.nc.Close()
+		defer a.nc.Load().Close()
 		pub := publish.New(js, a.cfg.MaxInflight, 0, a.log, publish.Metrics{
 			Published: a.m.onPublished,
 			Retry:     a.m.retries.Inc,
@@ -337,7 +338,7 @@ func (a *app) connectNATS(ctx context.Context) (jetstream.JetStream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
-	a.nc = nc
+	a.nc.Store(nc)
 	a.updateReady()
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncTimeout(a.cfg.AckTimeout),

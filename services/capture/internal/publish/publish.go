@@ -221,6 +221,9 @@ func (p *Publisher) recover(ctx context.Context) error {
 		if e.acked {
 			id += ReplaySuffix
 		}
+		if !e.acked && p.metrics.Retry != nil {
+			p.metrics.Retry()
+		}
 		msg := e.msg
 		if e.acked {
 			msg = &nats.Msg{Subject: e.msg.Subject, Data: e.msg.Data, Header: cloneHeader(e.msg.Header)}
