@@ -233,19 +233,29 @@ func (s *Source) session(ctx context.Context, out chan<- publish.Batch, finish f
 		s.metrics.Ready(true)
 	}
 
-	statusTimer := time.NewTimer(interval)
-	defer statusTimer.Stop()
+	// While the publisher is busy (stream full, NATS down) this goroutine
+	// waits here, still confirming what gets acknowledged and still telling
+	// the server it is alive.
+	tick := time.NewTicker(s.cfg.ConfirmEvery)
+	defer tick.Stop()
 	s.builder.Emit = func(ctx context.Context, b publish.Batch) error {
+		select {
+		case out <- b:
+			s.handed = max(s.handed, b.Commit)
+			return nil
+		default:
+		}
 		for {
 			select {
 			case out <- b:
 				s.handed = max(s.handed, b.Commit)
 				return nil
-			case <-statusTimer.C:
-				if err := s.sendStatus(ctx, conn, false); err != nil {
-					return err
+			case now := <-tick.C:
+				if s.flushPos() != s.sent || now.Sub(s.lastSent) >= interval {
+					if err := s.sendStatus(ctx, conn, false); err != nil {
+						return err
+					}
 				}
-				statusTimer.Reset(interval)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
