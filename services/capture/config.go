@@ -21,7 +21,7 @@ type Config struct {
 	MetricsAddr     string        `envconfig:"METRICS_ADDR" default:":9101" desc:"listen address of /metrics, /healthz and /readyz (empty = off)"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"on SIGTERM, how long to wait for publishes in flight to be acknowledged before the last confirm"`
-	SentryDSN       string        `envconfig:"SENTRY_DSN" default:"" desc:"Sentry DSN for error reports (empty = off)"`
+	SentryDSN       string        `envconfig:"SENTRY_DSN" default:"" desc:"Sentry DSN: every error log line becomes an event (empty = off)"`
 
 	SourceURL string `envconfig:"SOURCE_URL" default:"" desc:"connection string of the source database (capture adds replication=database); required unless --stdin"`
 	Slot      string `envconfig:"SLOT" default:"redms" desc:"logical replication slot; created with test_decoding if missing"`

@@ -65,7 +65,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "redms-capture: REDMS_LOG_LEVEL:", err)
 		return 2
 	}
-	log = log.With("service", "redms-capture")
+	flushSentry, err := service.InitSentry(cfg.SentryDSN, version(), map[string]string{"service": "redms-capture", "slot": cfg.Slot})
+	if err != nil {
+		fmt.Fprintln(stderr, "redms-capture: REDMS_SENTRY_DSN:", err)
+		return 2
+	}
+	defer flushSentry()
+	log = slog.New(service.SentryHandler(log.Handler())).With("service", "redms-capture")
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -98,6 +104,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "unknown"
 }
 
 // tuneGC trades memory for CPU unless GOGC or GOMEMLIMIT say otherwise: the
