@@ -11,6 +11,7 @@ import (
 
 	"github.com/redms/redms/pkg/service"
 	"github.com/redms/redms/pkg/typemap"
+	"github.com/redms/redms/services/loader/internal/consume"
 	"github.com/redms/redms/services/loader/internal/lease"
 )
 
@@ -34,7 +35,8 @@ type Config struct {
 	ApplyRetries     int           `envconfig:"APPLY_RETRIES" default:"5" desc:"transient apply failures of one window retried with exponential backoff before its table is parked"`
 	RetryBackoff     time.Duration `envconfig:"RETRY_BACKOFF" default:"1s" desc:"first retry delay of a failed apply, doubled each retry up to 1m"`
 	LeaseTTL         time.Duration `envconfig:"LEASE_TTL" default:"15s" desc:"TTL of table leases and replica heartbeats (renewed every TTL/3); a dead replica's tables move within about 1.5 TTL"`
-	PullBatch        int           `envconfig:"PULL_BATCH" default:"2000" desc:"messages the client buffers ahead of a table's window"`
+	PullBatch        int           `envconfig:"PULL_BATCH" default:"10000" desc:"messages the client buffers ahead of a table's window"`
+	AckMode          string        `envconfig:"ACK_MODE" default:"purge" desc:"how a committed window leaves the stream: purge (one purge of the table's subject up to the window's last sequence; needs purge permission) or ack (every message acked)"`
 	PprofAddr        string        `envconfig:"PPROF_ADDR" default:"" desc:"listen address of net/http/pprof (empty = off)"`
 
 	S3Endpoint        string `envconfig:"S3_ENDPOINT" default:"" desc:"S3 endpoint URL for S3-compatible servers (path-style addressing when set; empty = AWS)"`
@@ -79,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if c.ApplyRetries < 0 || c.PullBatch < 1 || c.S3PartBytes < 1 {
 		errs = append(errs, errors.New("REDMS_APPLY_RETRIES must be at least 0, REDMS_PULL_BATCH and REDMS_S3_PART_BYTES at least 1"))
+	}
+	if c.AckMode != string(consume.AckPurge) && c.AckMode != string(consume.AckEach) {
+		errs = append(errs, fmt.Errorf("REDMS_ACK_MODE %q: want purge or ack", c.AckMode))
 	}
 	if c.ReplicaID != "" && !lease.ValidID(c.ReplicaID) {
 		errs = append(errs, fmt.Errorf("REDMS_REPLICA_ID %q: use letters, digits and -/_=.", c.ReplicaID))

@@ -161,6 +161,7 @@ func loader(ctx context.Context, cfg Config, log *slog.Logger) error {
 				MaxBackoff: time.Minute,
 				Idle:       5 * time.Second,
 				PullBatch:  cfg.PullBatch,
+				AckMode:    consume.AckMode(cfg.AckMode),
 			},
 		}, js, leases, parks, consume.Deps{JS: js, Applier: applier, Parks: parks, Metrics: m, Log: log})
 		g.Go(func() error { return readiness(gctx, &health, coord, nc) })

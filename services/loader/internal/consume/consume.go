@@ -51,7 +51,24 @@ type Config struct {
 	MaxBackoff time.Duration
 	Idle       time.Duration // refresh metrics this often while nothing arrives
 	PullBatch  int           // messages the client buffers ahead
+	AckMode    AckMode
 }
+
+// AckMode is how a committed window leaves the stream.
+type AckMode string
+
+const (
+	// AckPurge removes the window with one purge of the table's subject up
+	// to the window's last sequence: every earlier message of the subject
+	// is in this window or an applied one, because the consumer delivers in
+	// stream order and one runner applies the table. A million individual
+	// acks keep the server busy for 7–17 s on a 2-core machine; the purge
+	// takes about one.
+	AckPurge AckMode = "purge"
+	// AckEach acks every message (the last with a double ack). It needs no
+	// purge permission and keeps one reply subject per message in memory.
+	AckEach AckMode = "ack"
+)
 
 // Deps is what a runner talks to.
 type Deps struct {
@@ -252,7 +269,9 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			h := compactHeader(msg.Headers(), prevHeader)
 			prevHeader = h
 			msgs = append(msgs, apply.Msg{Seq: seq, Header: h, Data: bodies.copy(msg.Data())})
-			replies = append(replies, msg.Reply())
+			if r.cfg.AckMode == AckEach {
+				replies = append(replies, msg.Reply())
+			}
 			last = msg
 			if w.Empty() {
 				opened = time.Now()
@@ -292,7 +311,7 @@ func (r *Runner) applyWindow(hard, soft context.Context, msgs []apply.Msg, repli
 		res, err := r.deps.Applier.Apply(hard, win)
 		if err == nil {
 			r.applied(msgs, res, time.Since(start))
-			r.ack(hard, replies, last)
+			r.ack(hard, replies, last, msgs[len(msgs)-1].Seq)
 			return 0, true, nil
 		}
 		if hard.Err() != nil {
@@ -363,30 +382,51 @@ func (r *Runner) applied(msgs []apply.Msg, res apply.Result, took time.Duration)
 	r.lastApplied = msgs[len(msgs)-1].Seq
 }
 
-// ackPayload is JetStream's positive ack.
-var ackPayload = []byte("+ACK")
-
-// ack acks a committed window: every message by its reply subject, the last
-// one with a double ack so that the server has them all when it returns
-// (acks of one connection are processed in order). A failed ack is only
-// logged: the window is committed and the watermark makes a redelivery
-// harmless.
-func (r *Runner) ack(ctx context.Context, replies []string, last jetstream.Msg) {
+// ack removes a committed window from the stream. In AckEach mode every
+// message is acked by its reply subject and the last one double-acked, so
+// that the server has them all when it returns (acks of one connection are
+// processed in order). A failure is only logged: the window is committed,
+// and a redelivery is skipped by the watermark and acked then.
+func (r *Runner) ack(ctx context.Context, replies []string, last jetstream.Msg, lastSeq uint64) {
 	start := time.Now()
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if r.cfg.AckMode != AckEach {
+		err := r.purge(actx, lastSeq)
+		if err == nil {
+			r.log.Debug("window removed from the stream", "last_seq", lastSeq, "ack_seconds", time.Since(start).Seconds())
+			return
+		}
+		r.log.Error("remove applied window from the stream; its messages come again and are skipped (set REDMS_ACK_MODE=ack if the loader may not purge)",
+			"last_seq", lastSeq, "err", err)
+	}
 	nc := r.deps.JS.Conn()
-	for _, reply := range replies[:len(replies)-1] {
+	for _, reply := range replies[:max(len(replies)-1, 0)] {
 		if err := nc.Publish(reply, ackPayload); err != nil {
 			r.log.Warn("ack window", "err", err)
 			break
 		}
 	}
-	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	if err := last.DoubleAck(actx); err != nil {
 		r.log.Warn("ack window", "err", err)
 	}
 	r.log.Debug("window acked", "changes", len(replies), "ack_seconds", time.Since(start).Seconds())
 }
+
+// purge removes the table's messages up to lastSeq from the stream.
+func (r *Runner) purge(ctx context.Context, lastSeq uint64) error {
+	s, err := r.deps.JS.Stream(ctx, r.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("purge %s: %w", r.t.Subject, err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(r.t.Subject), jetstream.WithPurgeSequence(lastSeq+1)); err != nil {
+		return fmt.Errorf("purge %s up to %d: %w", r.t.Subject, lastSeq, err)
+	}
+	return nil
+}
+
+// ackPayload is JetStream's positive ack.
+var ackPayload = []byte("+ACK")
 
 // park records the table as parked and logs one error line.
 func (r *Runner) park(ctx context.Context, msgs []apply.Msg, reason, firstLSN, lastLSN string, firstSeq, lastSeq uint64) error {

@@ -130,7 +130,7 @@ func (e *env) run(t *testing.T, cfg Config, a Applier) (stop func()) {
 
 func config(l window.Limits) Config {
 	return Config{Stream: stream, Replica: "test", AckWait: time.Hour, Limits: l, Retries: 2,
-		Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Idle: 100 * time.Millisecond, PullBatch: 100}
+		Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Idle: 100 * time.Millisecond, PullBatch: 100, AckMode: AckPurge}
 }
 
 // eventually polls cond every 20ms for up to 20s.
@@ -181,7 +181,9 @@ func TestWindowClosesOnRecords(t *testing.T) {
 		bodies = append(bodies, insert(i))
 	}
 	e.publish(t, bodies...)
-	e.run(t, config(window.Limits{Duration: time.Hour, Bytes: 1 << 20, Records: 4}), rec)
+	cfg := config(window.Limits{Duration: time.Hour, Bytes: 1 << 20, Records: 4})
+	cfg.AckMode = AckEach // the other tests purge
+	e.run(t, cfg, rec)
 	eventually(t, "two full windows", func() bool { return len(rec.got()) == 2 })
 	if got := fmt.Sprint(rec.got()); got != "[[1 2 3 4] [5 6 7 8]]" {
 		t.Fatalf("windows = %s", got)
