@@ -89,7 +89,9 @@ func TestStatements(t *testing.T) {
 		checkErr(t, res.Err, "25001", "cannot run inside a transaction block", "extended ALTER COLUMN in a transaction")
 		mustExec(t, c, "ROLLBACK")
 		wantErr(t, c, "22001", "character varying(12)", "INSERT INTO t VALUES ('abcdefghijklm', 3)")
-		wantRows(t, c, "12", "SELECT character_maximum_length FROM information_schema.columns WHERE table_name = 't' AND column_name = 'v'")
+		wantErr(t, c, "0A000", "target column size 5 should be greater or equal to current maximum column size 10", "ALTER TABLE t ALTER COLUMN v TYPE VARCHAR(5)")
+		mustExec(t, c, "ALTER TABLE t ALTER COLUMN v TYPE VARCHAR(10)") // shrinking to the longest value is allowed
+		wantRows(t, c, "10", "SELECT character_maximum_length FROM information_schema.columns WHERE table_name = 't' AND column_name = 'v'")
 	})
 	t.Run("add and drop column", func(t *testing.T) {
 		t.Parallel()

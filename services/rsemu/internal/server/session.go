@@ -529,8 +529,20 @@ FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a
 	if len(rows) == 0 {
 		return "", rserr.New("42703", "column %q of relation %q does not exist", a.Column, a.Table)
 	}
-	if columnType(rows[0][0]).Class != translate.Varchar {
+	cur := columnType(rows[0][0])
+	if cur.Class != translate.Varchar {
 		return "", rserr.New(rserr.FeatureNotSupported, "target data type %q is not supported", a.NewType.String())
+	}
+	if cur.Length == 0 || a.NewType.Length < cur.Length {
+		// Redshift lets a VARCHAR shrink only down to its longest value.
+		longest, err := s.exec(fmt.Sprintf("SELECT coalesce(max(octet_length(%s)), 0) FROM %s", a.ColumnSQL, a.Table))
+		if err != nil {
+			return "", err
+		}
+		if n, _ := strconv.Atoi(longest[0][0]); n > a.NewType.Length {
+			return "", rserr.New(rserr.FeatureNotSupported, "cannot alter column %q of relation %q, target column size %d should be greater or equal to current maximum column size %d",
+				a.Column, a.Table, a.NewType.Length, n)
+		}
 	}
 	var old []string
 	if rows[0][1] != "" {
