@@ -30,6 +30,9 @@ type run struct {
 	// and restarts capture on a spare slot created before the workload, so
 	// that the whole history is published a second time.
 	replay bool
+	// natsRestart stops NATS for two seconds mid-run and starts it again on
+	// the same port and store.
+	natsRestart bool
 }
 
 const (
@@ -46,6 +49,13 @@ func TestEndToEnd(t *testing.T) {
 
 func TestEndToEndRedshift(t *testing.T) {
 	runE2E(t, run{dialect: "redshift", duration: 60 * time.Second, chaos: true})
+}
+
+// TestEndToEndNATSRestart restarts the JetStream server under load: both
+// services must reconnect, and loaders must carry on although the server
+// may have lost its consumers.
+func TestEndToEndNATSRestart(t *testing.T) {
+	runE2E(t, run{dialect: "postgres", duration: 30 * time.Second, natsRestart: true})
 }
 
 func TestEndToEndReplay(t *testing.T) {
@@ -125,6 +135,7 @@ func runE2E(t *testing.T, r run) {
 	midApplyAt := start.Add(duration * 3 / 10)
 	replayAt := start.Add(duration / 2)
 	captureKillAt := start.Add(duration * 6 / 10)
+	natsRestartAt := start.Add(duration / 2)
 	crashWatched := false
 	var seqBeforeReplay uint64
 	slotInUse := slot
@@ -157,6 +168,14 @@ loop:
 			t.Logf("SIGKILL capture; restarting it on the same slot (it re-reads from the confirmed position)")
 			time.Sleep(500 * time.Millisecond)
 			s.capture.start(t)
+			continue
+		}
+		if r.natsRestart && !ev.natsRestarted && now.After(natsRestartAt) {
+			s.nats.Stop()
+			t.Logf("NATS stopped for 2s, then restarted on the same port and store")
+			time.Sleep(2 * time.Second)
+			s.nats.Restart(t)
+			ev.natsRestarted = true
 			continue
 		}
 		if r.chaos && now.After(nextKill) {
@@ -230,6 +249,9 @@ loop:
 				"(no warehouse apply transaction ever waited on the test's lock on public.customers with objects staged in S3)")
 		}
 	}
+	if r.natsRestart && !ev.natsRestarted {
+		t.Errorf("required event did not happen: NATS was not restarted")
+	}
 	if r.replay {
 		if !ev.crashAfterCommit {
 			t.Errorf("required event did not happen: loader-0 started with %s=3 never exited with code 137 after a commit; "+
@@ -273,6 +295,7 @@ func (s *stack) lastSeq(ctx context.Context, t *testing.T) uint64 {
 type events struct {
 	kills            int
 	captureKills     int
+	natsRestarted    bool
 	midApply         bool
 	crashAfterCommit bool
 	respawnedCapture bool

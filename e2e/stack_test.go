@@ -284,13 +284,15 @@ func (s *stack) backlog(ctx context.Context, slot, markerLSN string) (backlog, e
 	if err != nil {
 		return b, fmt.Errorf("open stream: %w", err)
 	}
-	info, err := st.Info(ctx)
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("redms.wal.>"))
 	if err != nil {
 		return b, fmt.Errorf("stream info: %w", err)
 	}
 	b.streamMsgs = info.State.Msgs
+	consumed := map[string]bool{}
 	lister := st.ListConsumers(ctx)
 	for ci := range lister.Info() {
+		consumed[ci.Config.FilterSubject] = true
 		if ci.NumPending > 0 || ci.NumAckPending > 0 {
 			b.consumers = append(b.consumers, fmt.Sprintf("%s pending=%d ack_pending=%d redelivered=%d",
 				ci.Name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered))
@@ -298,6 +300,11 @@ func (s *stack) backlog(ctx context.Context, slot, markerLSN string) (backlog, e
 	}
 	if err := lister.Err(); err != nil {
 		return b, fmt.Errorf("list consumers: %w", err)
+	}
+	for subj, n := range info.State.Subjects {
+		if !consumed[subj] {
+			b.consumers = append(b.consumers, fmt.Sprintf("NO CONSUMER for %s holding %d messages", subj, n))
+		}
 	}
 	sort.Strings(b.consumers)
 	if kv, err := s.js.KeyValue(ctx, "REDMS_LOADER_PARKED"); err == nil {
