@@ -233,7 +233,11 @@ func compareTable(ctx context.Context, source, target *pgxpool.Pool, t Table, tz
 		var parts []string
 		for i, c := range cols {
 			if c.key {
-				parts = append(parts, c.name+"="+show(row[i]))
+				v := "NULL"
+				if row[i] != nil {
+					v = strconv.Quote(*row[i])
+				}
+				parts = append(parts, c.name+"="+v)
 			}
 		}
 		return strings.Join(parts, ", ")
