@@ -163,6 +163,10 @@ func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
 	reg := service.NewRegistry()
 	a.m = newMetrics(reg)
 
+	// In --stdin mode the run ends when the input is published: done then
+	// stops the HTTP server too.
+	ctx, done := context.WithCancel(ctx)
+	defer done()
 	g, gctx := errgroup.WithContext(ctx)
 	if a.cfg.MetricsAddr != "" {
 		srv := service.NewServer(a.cfg.MetricsAddr, reg, &a.health)
@@ -239,6 +243,9 @@ func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
 	drained := make(chan struct{})
 	g.Go(func() error {
 		defer close(drained)
+		if useStdin {
+			defer done()
+		}
 		err := snk.Run(sinkCtx, batches)
 		if err != nil && sinkCtx.Err() != nil {
 			a.log.Warn("shutdown deadline passed before every publish was acknowledged; the slot re-sends them", "timeout", a.cfg.ShutdownTimeout)
