@@ -2,6 +2,7 @@ package consume
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -13,7 +14,8 @@ import (
 // included) with a freshly decoded header map; a window keeps only the body,
 // copied into large shared chunks, and a header map whose key strings and
 // repeated values (commit LSN, time, xid and keys repeat within a
-// transaction) are shared with the previous message.
+// transaction) are shared with the previous message; the others are copied
+// out of the client's per-message value array.
 
 // arenaChunk is the size of the chunks message bodies are copied into.
 const arenaChunk = 4 << 20
@@ -54,8 +56,20 @@ func compactHeader(h, prev nats.Header) nats.Header {
 		}
 		if pv, ok := prev[k]; ok && slices.Equal(pv, vs) {
 			vs = pv
+		} else {
+			// The client allocates one array for all values of a message:
+			// keeping one of its slices would keep them all.
+			vs = cloneValues(vs)
 		}
 		out[k] = vs
+	}
+	return out
+}
+
+func cloneValues(vs []string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = strings.Clone(v)
 	}
 	return out
 }
