@@ -86,7 +86,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("REDMS_ACK_MODE %q: want purge or ack", c.AckMode))
 	}
 	if c.ReplicaID != "" && !lease.ValidID(c.ReplicaID) {
-		errs = append(errs, fmt.Errorf("REDMS_REPLICA_ID %q: use letters, digits and -/_=.", c.ReplicaID))
+		errs = append(errs, fmt.Errorf("REDMS_REPLICA_ID %q: use letters, digits and any of -/_=. only", c.ReplicaID))
 	}
 	if _, err := ParseTableKeys(c.TableKeys); err != nil {
 		errs = append(errs, fmt.Errorf("REDMS_TABLE_KEYS: %w", err))

@@ -105,9 +105,6 @@ func NewRunner(t Table, cfg Config, deps Deps) *Runner {
 	return &Runner{cfg: cfg, deps: deps, t: t, log: deps.Log.With("table", t.Label, "subject", t.Subject)}
 }
 
-// errStopped means the soft context ended: stop taking windows.
-var errStopped = errors.New("stopped")
-
 type outcome int
 
 const (
