@@ -149,5 +149,6 @@ func up(ctx context.Context, opts stackOptions, envFile string, stdout io.Writer
 		fmt.Fprintf(stdout, "  %-32s %s\n", kv[0], kv[1])
 	}
 	fmt.Fprintf(stdout, "settings written to %s; service logs in %s/logs; Ctrl-C stops everything\n", envFile, s.dir)
+	fmt.Fprintf(stdout, "try:\n  set -a; . %s; set +a\n  psql \"$REDMS_SOURCE_URL\"              # write here\n  psql \"$REDMS_DEVSTACK_WAREHOUSE_DB_URL\"  # read here a window later\n  nats --server \"$REDMS_NATS_URL\" stream report\n", envFile)
 	return s.watch(ctx)
 }
