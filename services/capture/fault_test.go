@@ -415,4 +415,7 @@ func TestNATSOutageAndFullStream(t *testing.T) {
 	// Everything is acked: the slot may now move to the end.
 	end := currentLSN(t, db)
 	eventually(t, 30*time.Second, "slot confirmed at the end", func() bool { return slotConfirmed(t, db, "full") >= end })
+	if err := p.stop(15 * time.Second); err != nil {
+		t.Errorf("capture exit: %v", err)
+	}
 }
