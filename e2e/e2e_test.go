@@ -357,7 +357,12 @@ func (s *stack) killMidApply(ctx context.Context, t *testing.T) (string, error) 
 			"SELECT pid, left(query, 160) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)) AND xact_start IS NOT NULL LIMIT 1",
 			me).Scan(&pid, &query)
 		if err == nil {
-			staged, serr := s.stagedObjects(ctx)
+			staged, serr := s.stagedObjects(ctx, "")
+			if serr != nil {
+				return "", serr
+			}
+			// The loader's layout (not a contract): <prefix><db>/<schema>/<table>/.
+			ofTable, serr := s.stagedObjects(ctx, "redms/"+sourceDB+"/public/customers/")
 			if serr != nil {
 				return "", serr
 			}
@@ -372,8 +377,8 @@ func (s *stack) killMidApply(ctx context.Context, t *testing.T) (string, error) 
 					killed = append(killed, fmt.Sprintf("%s(pid %d)", p.name, p.pid()))
 				}
 			}
-			return fmt.Sprintf("SIGKILLed %s while warehouse backend %d waited inside its apply transaction on %s (query %q) with %d objects staged in S3",
-				strings.Join(killed, ", "), pid, lockedTable, query, staged), nil
+			return fmt.Sprintf("SIGKILLed %s while warehouse backend %d waited inside its apply transaction on %s (query %q) with %d objects staged in S3, %d under redms/%s/public/customers/",
+				strings.Join(killed, ", "), pid, lockedTable, query, staged, ofTable, sourceDB), nil
 		}
 		if err != pgx.ErrNoRows {
 			return "", fmt.Errorf("look for a blocked loader transaction: %w", err)

@@ -219,9 +219,9 @@ func (s *stack) startLoader(t testing.TB, p *proc, extra ...string) {
 	p.start(t)
 }
 
-// stagedObjects counts the objects in the staging bucket.
-func (s *stack) stagedObjects(ctx context.Context) (int, error) {
-	out, err := s.s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+// stagedObjects counts the objects in the staging bucket under prefix.
+func (s *stack) stagedObjects(ctx context.Context, prefix string) (int, error) {
+	out, err := s.s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
 	if err != nil {
 		return 0, fmt.Errorf("list staged objects: %w", err)
 	}
