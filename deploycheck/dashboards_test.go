@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -198,4 +199,28 @@ func TestCloudWatchAgentConfig(t *testing.T) {
 			t.Errorf("alarms.md uses %s, which the agent does not publish (add it to emf_processor)", n)
 		}
 	}
+}
+
+// TestContractMetrics: every metric docs/CONTRACTS.md promises the deploy
+// artifacts is exported by the services.
+func TestContractMetrics(t *testing.T) {
+	exported := serviceMetrics(t)
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "docs/CONTRACTS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	i := strings.Index(text, "## Metrics the deploy artifacts read")
+	if i < 0 {
+		t.Fatal(`docs/CONTRACTS.md has no "## Metrics the deploy artifacts read" section`)
+	}
+	section := text[i:]
+	if j := strings.Index(section[3:], "\n## "); j >= 0 {
+		section = section[:j+3]
+	}
+	names := MetricNames(section)
+	if len(names) == 0 {
+		t.Fatal("the metrics section names no metric")
+	}
+	checkNames(t, "docs/CONTRACTS.md", names, exported)
 }
