@@ -280,6 +280,7 @@ func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
 	src := source.New(source.Config{URL: a.cfg.SourceURL, Slot: a.cfg.Slot, ConfirmEvery: a.cfg.ConfirmEvery, DryRun: a.dry},
 		a.log, builder, acked, source.Metrics{
 			Confirmed: func(l uint64) { a.m.confirmed.Set(float64(l)) },
+			Unparsed:  a.m.unparsed.Inc,
 			Ready: func(r bool) {
 				a.srcReady.Store(r)
 				a.updateReady()

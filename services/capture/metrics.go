@@ -18,6 +18,7 @@ type metrics struct {
 	confirmed    prometheus.Gauge
 	slotLag      prometheus.Gauge
 	ready        prometheus.Gauge
+	unparsed     prometheus.Counter
 
 	bySubject map[string]prometheus.Counter // used by the publisher goroutine only
 }
@@ -43,6 +44,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "pg_current_wal_lsn() - confirmed_flush_lsn of the slot, polled."}),
 		ready: f.NewGauge(prometheus.GaugeOpts{Name: "redms_capture_ready",
 			Help: "1 while replication is streaming and JetStream is reachable."}),
+		unparsed: f.NewCounter(prometheus.CounterOpts{Name: "redms_capture_unparsed_records_total",
+			Help: "Records from the slot that did not parse; published on their table's subject for the loader to park."}),
 		bySubject: map[string]prometheus.Counter{},
 	}
 }

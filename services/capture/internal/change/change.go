@@ -5,6 +5,7 @@ package change
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -278,4 +279,19 @@ func (b *Builder) Flush(ctx context.Context) error {
 	batch := publish.Batch{Messages: b.buf}
 	b.buf, b.inTxn = nil, false
 	return b.Emit(ctx, batch)
+}
+
+// TableOfParseError returns the table a record that failed to parse names,
+// when the parser got that far.
+func TableOfParseError(err error) (testdecoding.Table, bool) {
+	var pe *testdecoding.ParseError
+	if !errors.As(err, &pe) || pe.Table == "" {
+		return testdecoding.Table{}, false
+	}
+	// pe.Table is printed like test_decoding: parse it the same way.
+	rec, perr := testdecoding.Parse([]byte("table " + pe.Table + ": DELETE: (no-tuple-data)"))
+	if perr != nil || rec.Kind != testdecoding.KindDelete {
+		return testdecoding.Table{}, false
+	}
+	return rec.Table, true
 }

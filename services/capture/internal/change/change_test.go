@@ -131,3 +131,18 @@ func TestExcludedAndSpill(t *testing.T) {
 		t.Errorf("excluded-only transaction must still carry its commit: %+v", out[2])
 	}
 }
+
+func TestTableOfParseError(t *testing.T) {
+	_, err := testdecoding.Parse([]byte(`table "My Schema"."a.b": INSERT: id[integer]:'unterminated`))
+	if err == nil {
+		t.Fatal("bad record parsed")
+	}
+	got, ok := TableOfParseError(err)
+	if !ok || got != (testdecoding.Table{Schema: "My Schema", Name: "a.b"}) {
+		t.Errorf("TableOfParseError = %+v, %v", got, ok)
+	}
+	_, err = testdecoding.Parse([]byte("garbage"))
+	if _, ok := TableOfParseError(err); ok {
+		t.Error("a table from garbage")
+	}
+}

@@ -94,6 +94,7 @@ type Config struct {
 type Metrics struct {
 	Confirmed func(lsn uint64)
 	Ready     func(bool)
+	Unparsed  func()
 }
 
 // Source reads the slot.
@@ -318,8 +319,22 @@ func (s *Source) session(ctx context.Context, out chan<- publish.Batch, finish f
 				if err != nil {
 					return fmt.Errorf("parse xlogdata: %w", err)
 				}
-				if err := testdecoding.ParseInto(xld.WALData, &rec); err != nil {
-					return fmt.Errorf("decode record at %s: %w", xld.WALStart, err)
+				err = testdecoding.ParseInto(xld.WALData, &rec)
+				if err != nil {
+					// A change whose table is known still goes out, on that
+					// table's subject: the loader parks the table (DESIGN
+					// §2.5) and everything else keeps flowing. Without a
+					// table there is nowhere safe to put it: stop.
+					var pe *testdecoding.ParseError
+					t, ok := change.TableOfParseError(err)
+					if !ok || !errors.As(err, &pe) {
+						return fmt.Errorf("decode record at %s: %w", xld.WALStart, err)
+					}
+					s.log.Error("unparseable change published for the loader to park", "table", t.String(), "lsn", xld.WALStart.String(), "reason", pe.Reason)
+					if s.metrics.Unparsed != nil {
+						s.metrics.Unparsed()
+					}
+					rec = testdecoding.Record{Kind: testdecoding.KindDelete, Table: t}
 				}
 				if err := s.builder.Record(ctx, &rec, xld.WALData, xld.WALStart); err != nil {
 					if ctx.Err() != nil {
