@@ -32,6 +32,23 @@ func TestSlotWithOtherPlugin(t *testing.T) {
 	}
 }
 
+// TestSlotOfAnotherDatabase: a slot of the same name made for another
+// database is a clear startup error.
+func TestSlotOfAnotherDatabase(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	ns := testenv.StartNATS(t)
+	other := pg.CreateDatabase(t, "other")
+	exec1(t, connect(t, other), "SELECT pg_create_logical_replication_slot('shared', 'test_decoding')")
+	url := pg.CreateDatabase(t, "shop")
+	p := startCapture(t, liveEnv(url, ns.URL(), "shared"))
+	if err := p.wait(30 * time.Second); err == nil {
+		t.Fatal("capture exited 0 with a slot of another database")
+	}
+	if s := p.stderr.String(); !strings.Contains(s, `slot shared: slot is not usable: it belongs to database \"other\"`) {
+		t.Errorf("stderr does not explain the database:\n%s", s)
+	}
+}
+
 // TestStreamMismatch: an existing stream that would break the design is a
 // startup error naming what differs, and the stream is not edited.
 func TestStreamMismatch(t *testing.T) {

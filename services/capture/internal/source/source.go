@@ -33,6 +33,9 @@ var PluginArgs = []string{`"include-xids" '1'`, `"include-timestamp" '1'`, `"ski
 // ErrWrongPlugin is returned when the slot exists with another output plugin.
 var ErrWrongPlugin = errors.New("slot uses another output plugin")
 
+// ErrWrongSlot is returned when the slot exists for another database.
+var ErrWrongSlot = errors.New("slot is not usable")
+
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // ValidSlotName reports whether name is a name Postgres accepts for a slot.
@@ -40,7 +43,7 @@ func ValidSlotName(name string) bool { return slotName.MatchString(name) }
 
 // SlotSQL reads the slot's plugin and confirmed flush position.
 func SlotSQL(slot string) string {
-	return "SELECT plugin, confirmed_flush_lsn, database FROM pg_replication_slots WHERE slot_name = '" + slot + "'"
+	return "SELECT plugin, confirmed_flush_lsn, database, database = current_database() FROM pg_replication_slots WHERE slot_name = '" + slot + "'"
 }
 
 // ReplicationURL adds replication=database to a connection string (URL or
@@ -152,7 +155,7 @@ func (s *Source) Run(ctx context.Context, out chan<- publish.Batch, drained <-ch
 			<-drained
 			return nil
 		}
-		if errors.Is(err, ErrWrongPlugin) {
+		if errors.Is(err, ErrWrongPlugin) || errors.Is(err, ErrWrongSlot) {
 			return err
 		}
 		if time.Since(started) > time.Minute {
@@ -365,6 +368,9 @@ func (s *Source) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 			row := res[0].Rows[0]
 			if plugin := string(row[0]); plugin != Plugin {
 				return fmt.Errorf("slot %s: %w: %q, want %q (drop it or choose another REDMS_SLOT)", s.cfg.Slot, ErrWrongPlugin, plugin, Plugin)
+			}
+			if string(row[3]) != "t" {
+				return fmt.Errorf("slot %s: %w: it belongs to database %q (choose another REDMS_SLOT)", s.cfg.Slot, ErrWrongSlot, string(row[2]))
 			}
 			lsn, err := pglogrepl.ParseLSN(string(row[1]))
 			if err != nil {
