@@ -316,7 +316,7 @@ func (r *Runner) applyWindow(hard, soft context.Context, msgs []apply.Msg, repli
 		}
 		r.deps.Metrics.ApplyErrors.WithLabelValues(r.t.Label).Inc()
 		if pe, ok := errors.AsType[*apply.ParkError](err); ok {
-			return outcomeParked, false, r.park(soft, msgs, pe.Reason+": "+errText(pe.Err), pe.FirstLSN, pe.LastLSN, pe.FirstSeq, pe.LastSeq)
+			return outcomeParked, false, r.park(soft, msgs, parkReason(pe), pe.FirstLSN, pe.LastLSN, pe.FirstSeq, pe.LastSeq)
 		}
 		if attempt >= r.cfg.Retries {
 			return outcomeParked, false, r.park(soft, msgs, fmt.Sprintf("apply failed %d times: %v", attempt+1, err), "", "", 0, 0)
@@ -340,11 +340,12 @@ func closeAt(soft context.Context, d time.Time) (context.Context, context.Cancel
 	return context.WithDeadline(soft, d)
 }
 
-func errText(err error) string {
-	if err == nil {
-		return ""
+// parkReason is the applier's reason with its cause.
+func parkReason(pe *apply.ParkError) string {
+	if pe.Err == nil {
+		return pe.Reason
 	}
-	return err.Error()
+	return pe.Reason + ": " + pe.Err.Error()
 }
 
 // applied records a committed window and acks its messages.
