@@ -18,21 +18,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/redms/redms/pkg/service"
-	"github.com/redms/redms/pkg/testdecoding"
 	"github.com/redms/redms/services/capture/internal/catalog"
 	"github.com/redms/redms/services/capture/internal/change"
 	"github.com/redms/redms/services/capture/internal/publish"
 	"github.com/redms/redms/services/capture/internal/selection"
 	"github.com/redms/redms/services/capture/internal/source"
-	"github.com/redms/redms/services/capture/internal/stream"
 )
 
 func main() {
@@ -94,6 +90,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	app := &app{cfg: cfg, log: log, dry: *dry, stdout: stdout, stderr: stderr}
 	err = app.run(ctx, *useStdin, stdin)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil // stopped by a signal before everything was up
+	}
 	switch {
 	case errors.Is(err, errBadInput):
 		log.Error("finished with errors", "err", err)
@@ -290,150 +289,3 @@ func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
 	g.Go(func() error { return a.pollSlotLag(gctx, pool) })
 	return g.Wait()
 }
-
-// readStdin publishes pg_recvlogical text. There are no LSNs: record n
-// (1-based, every record counted) gets LSN 0/n.
-func (a *app) readStdin(ctx context.Context, in io.Reader, b *change.Builder, out chan<- publish.Batch) error {
-	defer close(out)
-	b.Emit = func(ctx context.Context, batch publish.Batch) error {
-		select {
-		case out <- batch:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	r := testdecoding.NewReader(in)
-	var (
-		rec testdecoding.Record
-		n   uint64
-		bad int
-	)
-	for {
-		raw, err := r.NextInto(&rec)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		var pe *testdecoding.ParseError
-		if errors.As(err, &pe) {
-			n++
-			bad++
-			fmt.Fprintf(a.stderr, "line %d: %s\n", r.Line(), pe.Reason)
-			a.log.Error("unparseable record", "line", r.Line(), "reason", pe.Reason, "table", pe.Table)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read stdin: %w", err)
-		}
-		n++
-		if err := b.Record(ctx, &rec, raw, pglogrepl.LSN(n)); err != nil {
-			return err
-		}
-	}
-	if err := b.Flush(ctx); err != nil {
-		return err
-	}
-	if bad > 0 {
-		return fmt.Errorf("%w: %d of %d", errBadInput, bad, n)
-	}
-	return nil
-}
-
-// connectNATS connects (retrying in the background for ever) and makes sure
-// the stream exists and fits.
-func (a *app) connectNATS(ctx context.Context) (jetstream.JetStream, error) {
-	nc, err := nats.Connect(a.cfg.NATSURL,
-		nats.Name("redms-capture"),
-		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.ConnectHandler(func(*nats.Conn) { a.updateReady() }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			a.log.Warn("nats disconnected", "err", err)
-			a.updateReady()
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) {
-			a.log.Info("nats reconnected", "url", c.ConnectedUrl())
-			a.updateReady()
-		}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats: %w", err)
-	}
-	a.nc.Store(nc)
-	a.updateReady()
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncTimeout(a.cfg.AckTimeout),
-		jetstream.WithPublishAsyncMaxPending(a.cfg.MaxInflight+16))
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	settings := stream.Settings{Name: a.cfg.Stream, Replicas: a.cfg.StreamReplicas, MaxBytes: a.cfg.StreamMaxBytes, DedupWindow: a.cfg.DedupWindow}
-	var invalid error
-	created, err := retry(ctx, a.log, "ensure stream", func(ctx context.Context) (bool, error) {
-		c, err := stream.Ensure(ctx, js, settings)
-		if err != nil && errors.Is(err, stream.ErrMismatch) {
-			invalid = err
-			return false, nil
-		}
-		return c, err
-	})
-	if invalid != nil {
-		return nil, invalid
-	}
-	if err != nil {
-		return nil, err
-	}
-	a.log.Info("stream ready", "stream", a.cfg.Stream, "created", created)
-	return js, nil
-}
-
-// retry calls f until it succeeds or ctx ends, with backoff.
-func retry[T any](ctx context.Context, log *slog.Logger, what string, f func(context.Context) (T, error)) (T, error) {
-	wait := 200 * time.Millisecond
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		v, err := f(cctx)
-		cancel()
-		if err == nil {
-			return v, nil
-		}
-		if ctx.Err() != nil {
-			return v, fmt.Errorf("%s: %w", what, err)
-		}
-		log.Warn(what+": retrying", "err", err, "backoff", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return v, fmt.Errorf("%s: %w", what, ctx.Err())
-		}
-		wait = min(wait*2, 5*time.Second)
-	}
-}
-
-// pollSlotLag sets redms_capture_slot_lag_bytes.
-func (a *app) pollSlotLag(ctx context.Context, pool *pgxpool.Pool) error {
-	t := time.NewTicker(a.cfg.SlotLagEvery)
-	defer t.Stop()
-	for {
-		var lag int64
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := pool.QueryRow(qctx, SlotLagSQL, a.cfg.Slot).Scan(&lag)
-		cancel()
-		if err == nil {
-			a.m.slotLag.Set(float64(lag))
-		} else if ctx.Err() == nil {
-			a.log.Debug("poll slot lag", "err", err)
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-// SlotLagSQL is the slot's lag in bytes; $1 slot name.
-const SlotLagSQL = `SELECT COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots WHERE slot_name = $1`
