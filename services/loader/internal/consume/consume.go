@@ -440,7 +440,7 @@ func (r *Runner) park(ctx context.Context, msgs []apply.Msg, reason, firstLSN, l
 	if lastSeq == 0 {
 		lastSeq = msgs[len(msgs)-1].Seq
 	}
-	rec := park.Record{Table: r.t.Label, Subject: r.t.Subject, FirstLSN: firstLSN, LastLSN: lastLSN,
+	rec := park.Record{Table: r.t.Label, FirstLSN: firstLSN, LastLSN: lastLSN,
 		FirstSeq: firstSeq, LastSeq: lastSeq, Reason: reason, Replica: r.cfg.Replica, ParkedAt: time.Now().UTC()}
 	// Park even when we are stopping: the window failed for good.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

@@ -9,28 +9,55 @@ package park
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/redms/redms/pkg/redmsv1"
 )
 
 // Bucket is the KV bucket of parked tables.
 const Bucket = "REDMS_LOADER_PARKED"
 
-// Record is what the bucket holds for a parked table.
+// Record is what the bucket holds for a parked table, stored as the
+// protojson (proto field names) of redmsv1.ParkedTable.
 type Record struct {
-	Table    string    `json:"table"` // schema.table unquoted
-	Subject  string    `json:"subject"`
-	FirstLSN string    `json:"first_lsn"`
-	LastLSN  string    `json:"last_lsn"`
-	FirstSeq uint64    `json:"first_seq"`
-	LastSeq  uint64    `json:"last_seq"`
-	Reason   string    `json:"reason"`
-	Replica  string    `json:"replica"`
-	ParkedAt time.Time `json:"parked_at"`
+	Table    string // schema.table unquoted
+	FirstLSN string
+	LastLSN  string
+	FirstSeq uint64
+	LastSeq  uint64
+	Reason   string
+	Replica  string
+	ParkedAt time.Time
+}
+
+var (
+	marshal   = protojson.MarshalOptions{UseProtoNames: true}
+	unmarshal = protojson.UnmarshalOptions{DiscardUnknown: true}
+)
+
+func encode(r Record) ([]byte, error) {
+	return marshal.Marshal(&redmsv1.ParkedTable{
+		Table: r.Table, FirstLsn: r.FirstLSN, LastLsn: r.LastLSN, FirstSeq: r.FirstSeq, LastSeq: r.LastSeq,
+		Reason: r.Reason, Replica: r.Replica, ParkedAt: r.ParkedAt.UTC().Format(time.RFC3339Nano),
+	})
+}
+
+func decode(b []byte) (Record, error) {
+	var p redmsv1.ParkedTable
+	if err := unmarshal.Unmarshal(b, &p); err != nil {
+		return Record{}, err
+	}
+	at, err := time.Parse(time.RFC3339Nano, p.GetParkedAt())
+	if err != nil && p.GetParkedAt() != "" {
+		return Record{}, err
+	}
+	return Record{Table: p.GetTable(), FirstLSN: p.GetFirstLsn(), LastLSN: p.GetLastLsn(), FirstSeq: p.GetFirstSeq(),
+		LastSeq: p.GetLastSeq(), Reason: p.GetReason(), Replica: p.GetReplica(), ParkedAt: at}, nil
 }
 
 // Store reads and writes the parked bucket.
@@ -54,7 +81,7 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 
 // Park records that the table of key is parked.
 func (s *Store) Park(ctx context.Context, key string, r Record) error {
-	b, err := json.Marshal(r)
+	b, err := encode(r)
 	if err != nil {
 		return fmt.Errorf("encode parked record of %s: %w", r.Table, err)
 	}
@@ -73,7 +100,8 @@ func (s *Store) Get(ctx context.Context, key string) (r Record, ok bool, err err
 	if err != nil {
 		return Record{}, false, fmt.Errorf("read parked %s: %w", key, err)
 	}
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	r, err = decode(e.Value())
+	if err != nil {
 		// Someone wrote the key by hand: it is still parked.
 		return Record{Reason: string(e.Value())}, true, nil
 	}

@@ -2,6 +2,7 @@ package park
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,19 @@ func TestParkAndResume(t *testing.T) {
 	got, ok, err := s.Get(ctx, consumer)
 	if err != nil || !ok || got != want {
 		t.Fatalf("Get = %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+	raw, err := js.KeyValue(ctx, Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := raw.Get(ctx, consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{`"table":"public.odd name"`, `"first_lsn":"0/10"`, `"last_seq":"9"`, `"parked_at":"2026-01-01T00:00:00Z"`} {
+		if !strings.Contains(string(e.Value()), field) {
+			t.Errorf("stored %s lacks %s", e.Value(), field)
+		}
 	}
 	if c, err := s.Count(ctx); err != nil || c != 1 {
 		t.Fatalf("Count = %d, %v", c, err)
