@@ -52,7 +52,7 @@ func resume(ctx context.Context, arg string, stdout, stderr io.Writer) int {
 	matches := MatchTable(arg, tables)
 	switch len(matches) {
 	case 0:
-		fmt.Fprintf(stderr, "redms-loader resume: no table %q has messages in stream %s\n", arg, cfg.Stream)
+		fmt.Fprintf(stderr, "redms-loader resume: no table %q has messages or a consumer in stream %s\n", arg, cfg.Stream)
 		return 1
 	case 1:
 	default:
@@ -82,18 +82,14 @@ func resume(ctx context.Context, arg string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// streamTables lists the tables with messages in the stream.
+// streamTables lists the tables with messages or a consumer in the stream.
 func streamTables(ctx context.Context, js jetstream.JetStream, stream string) ([]subject.Table, error) {
-	s, err := js.Stream(ctx, stream)
+	subjects, err := assign.Subjects(ctx, js, stream)
 	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", stream, err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(assign.SubjectFilter))
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s subjects: %w", stream, err)
+		return nil, err
 	}
 	var out []subject.Table
-	for subj := range info.State.Subjects {
+	for _, subj := range subjects {
 		if t, err := subject.Parse(subj); err == nil {
 			out = append(out, t)
 		}

@@ -187,33 +187,14 @@ func (c *Coordinator) renew(ctx context.Context) {
 	}
 }
 
-// discover lists the tables that have messages in the stream or a
-// consumer already (a table whose messages are all applied has no subject
-// left in a work-queue stream, but it keeps its consumer and its owner).
+// discover lists the tables of the stream (see Subjects).
 func (c *Coordinator) discover(ctx context.Context) ([]consume.Table, error) {
-	s, err := c.js.Stream(ctx, c.cfg.Stream)
+	subjects, err := Subjects(ctx, c.js, c.cfg.Stream)
 	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", c.cfg.Stream, err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectFilter))
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s subjects: %w", c.cfg.Stream, err)
-	}
-	subjects := map[string]bool{}
-	for subj := range info.State.Subjects {
-		subjects[subj] = true
-	}
-	consumers := s.ListConsumers(ctx)
-	for ci := range consumers.Info() {
-		if strings.HasPrefix(ci.Config.FilterSubject, subject.Prefix+".") && strings.HasPrefix(ci.Name, "redms-") {
-			subjects[ci.Config.FilterSubject] = true
-		}
-	}
-	if err := consumers.Err(); err != nil {
-		return nil, fmt.Errorf("list consumers of %s: %w", c.cfg.Stream, err)
+		return nil, err
 	}
 	out := make([]consume.Table, 0, len(subjects))
-	for subj := range subjects {
+	for _, subj := range subjects {
 		t, ok := c.tables[subj]
 		if !ok {
 			t, err = TableOf(subj)
@@ -225,7 +206,40 @@ func (c *Coordinator) discover(ctx context.Context) ([]consume.Table, error) {
 		}
 		out = append(out, t)
 	}
-	slices.SortFunc(out, func(a, b consume.Table) int { return strings.Compare(a.Subject, b.Subject) })
+	return out, nil
+}
+
+// Subjects lists, sorted, the table subjects that have messages in the
+// stream or a loader consumer already (a table whose messages are all
+// applied has no subject left in a work-queue stream, but it keeps its
+// consumer, its owner, and may be parked).
+func Subjects(ctx context.Context, js jetstream.JetStream, stream string) ([]string, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectFilter))
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s subjects: %w", stream, err)
+	}
+	set := map[string]bool{}
+	for subj := range info.State.Subjects {
+		set[subj] = true
+	}
+	consumers := s.ListConsumers(ctx)
+	for ci := range consumers.Info() {
+		if strings.HasPrefix(ci.Config.FilterSubject, subject.Prefix+".") && strings.HasPrefix(ci.Name, "redms-") {
+			set[ci.Config.FilterSubject] = true
+		}
+	}
+	if err := consumers.Err(); err != nil {
+		return nil, fmt.Errorf("list consumers of %s: %w", stream, err)
+	}
+	out := make([]string, 0, len(set))
+	for subj := range set {
+		out = append(out, subj)
+	}
+	slices.Sort(out)
 	return out, nil
 }
 
