@@ -183,23 +183,43 @@ func ConsumerConfig(t Table, cfg Config) jetstream.ConsumerConfig {
 // again at once and in order instead of after the ack wait.
 func (r *Runner) consumer(ctx context.Context, force bool) (jetstream.Consumer, error) {
 	c, err := r.deps.JS.Consumer(ctx, r.cfg.Stream, r.t.Consumer)
+	exists := err == nil
 	switch {
-	case err == nil:
+	case exists:
 		pending := c.CachedInfo().NumAckPending
 		if force || pending > 0 {
 			r.log.Info("recreating consumer to redeliver un-acked messages now", "ack_pending", pending)
-			if err := r.deps.JS.DeleteConsumer(ctx, r.cfg.Stream, r.t.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return nil, fmt.Errorf("delete consumer %s: %w", r.t.Consumer, err)
+			if err := r.deleteConsumer(ctx); err != nil {
+				return nil, err
 			}
+			exists = false
 		}
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
 		return nil, fmt.Errorf("read consumer %s: %w", r.t.Consumer, err)
 	}
-	c, err = r.deps.JS.CreateOrUpdateConsumer(ctx, r.cfg.Stream, ConsumerConfig(r.t, r.cfg))
+	cfg := ConsumerConfig(r.t, r.cfg)
+	c, err = r.deps.JS.CreateOrUpdateConsumer(ctx, r.cfg.Stream, cfg)
+	if err != nil && exists {
+		// Some settings (the state's storage) cannot change in place; the
+		// un-acked messages survive the consumer, so replace it.
+		r.log.Info("recreating consumer whose settings cannot be updated", "err", err)
+		if err := r.deleteConsumer(ctx); err != nil {
+			return nil, err
+		}
+		c, err = r.deps.JS.CreateOrUpdateConsumer(ctx, r.cfg.Stream, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", r.t.Consumer, err)
 	}
 	return c, nil
+}
+
+func (r *Runner) deleteConsumer(ctx context.Context) error {
+	err := r.deps.JS.DeleteConsumer(ctx, r.cfg.Stream, r.t.Consumer)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete consumer %s: %w", r.t.Consumer, err)
+	}
+	return nil
 }
 
 // pump reads windows and applies them until stopped or parked.

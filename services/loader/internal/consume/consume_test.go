@@ -311,3 +311,25 @@ func TestNewOwnerRedeliversAtOnce(t *testing.T) {
 		t.Fatalf("first applied %v, second %s", first.got(), got)
 	}
 }
+
+func TestReplacesAConsumerWithOldSettings(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	old := ConsumerConfig(e.table, config(window.Limits{Duration: time.Hour, Bytes: 1, Records: 1}))
+	old.MemoryStorage = false
+	old.AckWait = time.Minute
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, stream, old); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	e.publish(t, insert(1))
+	e.run(t, config(window.Limits{Duration: 100 * time.Millisecond, Bytes: 1 << 20, Records: 1000}), rec)
+	eventually(t, "the window applied", func() bool { return len(rec.got()) == 1 })
+	c, err := e.js.Consumer(ctx, stream, e.table.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.CachedInfo().Config; !cfg.MemoryStorage || cfg.AckWait != time.Hour {
+		t.Fatalf("consumer settings not replaced: memory %v, ack wait %v", cfg.MemoryStorage, cfg.AckWait)
+	}
+}
