@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -105,7 +106,13 @@ func runE2E(t *testing.T, r run) {
 		s.loaders[0].waitReady(t, 60*time.Second)
 	}
 
+	trace, err := os.Create(filepath.Join(s.logDir, "workload.log"))
+	if err != nil {
+		t.Fatalf("create workload trace: %v", err)
+	}
+	defer trace.Close()
 	gen := workload.New(seed, workload.Config{
+		Trace:           trace,
 		Rate:            8,
 		StatementsPerTx: 4,
 		InitialRows:     10,

@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sort"
@@ -36,6 +37,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -56,6 +58,10 @@ type Config struct {
 	Partitioned bool
 	// Logger receives one line per scheduled event; default discards.
 	Logger *slog.Logger
+	// Trace, when set, receives every statement with its arguments (long
+	// values cut), one per line, each prefixed by its transaction's index:
+	// what a failing seed did, without re-running it.
+	Trace io.Writer
 }
 
 func (c Config) withDefaults() Config {
@@ -329,6 +335,35 @@ func (g *Generator) statement(ctx context.Context, tx pgx.Tx) error {
 	}
 }
 
+// exec runs one statement of the current transaction, tracing it.
+func (g *Generator) exec(ctx context.Context, tx pgx.Tx, sql string, args ...any) (pgconn.CommandTag, error) {
+	if g.cfg.Trace != nil {
+		vals := make([]string, len(args))
+		for i, a := range args {
+			vals[i] = traceValue(a)
+		}
+		g.trace(sql, strings.Join(vals, ", "))
+	}
+	return tx.Exec(ctx, sql, args...)
+}
+
+func (g *Generator) trace(sql, args string) {
+	if g.cfg.Trace != nil {
+		fmt.Fprintf(g.cfg.Trace, "tx %d: %s -- %s\n", g.stats.Transactions, sql, strconv.Quote(args))
+	}
+}
+
+func traceValue(a any) string {
+	s, ok := a.(string)
+	if !ok {
+		return "NULL"
+	}
+	if len(s) > 60 {
+		return strconv.Quote(s[:60]) + fmt.Sprintf("…(%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
 func (g *Generator) count(t *table, f func(*TableStats)) {
 	name := g.cfg.Schema + "." + t.name
 	s := g.stats.Tables[name]
@@ -366,7 +401,7 @@ func (g *Generator) draw(cols []column) []*string {
 
 func (g *Generator) insert(ctx context.Context, tx pgx.Tx, t *table, k key) error {
 	args := append(keyArgs(k), valueArgs(g.draw(t.cols))...)
-	if _, err := tx.Exec(ctx, insertSQL(g.cfg.Schema, t, t.cols), args...); err != nil {
+	if _, err := g.exec(ctx, tx, insertSQL(g.cfg.Schema, t, t.cols), args...); err != nil {
 		return fmt.Errorf("insert into %s key %s: %w", t.name, k, err)
 	}
 	t.live.add(k)
@@ -395,7 +430,7 @@ func (g *Generator) update(ctx context.Context, tx pgx.Tx, t *table, k key) erro
 		}
 	}
 	args := append(valueArgs(g.draw(cols)), keyArgs(k)...)
-	if _, err := tx.Exec(ctx, updateSQL(g.cfg.Schema, t, cols), args...); err != nil {
+	if _, err := g.exec(ctx, tx, updateSQL(g.cfg.Schema, t, cols), args...); err != nil {
 		return fmt.Errorf("update %s key %s: %w", t.name, k, err)
 	}
 	g.count(t, func(s *TableStats) { s.Updates++ })
@@ -403,7 +438,7 @@ func (g *Generator) update(ctx context.Context, tx pgx.Tx, t *table, k key) erro
 }
 
 func (g *Generator) delete(ctx context.Context, tx pgx.Tx, t *table, k key) error {
-	if _, err := tx.Exec(ctx, deleteSQL(g.cfg.Schema, t), keyArgs(k)...); err != nil {
+	if _, err := g.exec(ctx, tx, deleteSQL(g.cfg.Schema, t), keyArgs(k)...); err != nil {
 		return fmt.Errorf("delete from %s key %s: %w", t.name, k, err)
 	}
 	t.live.remove(k)
@@ -420,7 +455,7 @@ func (g *Generator) rekey(ctx context.Context, tx pgx.Tx, t *table, k, to key) e
 		to = t.movedKey(k)
 	}
 	args := append(keyArgs(to), keyArgs(k)...)
-	if _, err := tx.Exec(ctx, rekeySQL(g.cfg.Schema, t), args...); err != nil {
+	if _, err := g.exec(ctx, tx, rekeySQL(g.cfg.Schema, t), args...); err != nil {
 		return fmt.Errorf("change key of %s from %s to %s: %w", t.name, k, to, err)
 	}
 	t.live.remove(k)
@@ -446,6 +481,7 @@ func (g *Generator) copyRows(ctx context.Context, tx pgx.Tx, t *table, n int) er
 		data.WriteString(strings.Join(fields, "\t"))
 		data.WriteByte('\n')
 	}
+	g.trace(copySQL(g.cfg.Schema, t), data.String())
 	if _, err := tx.Conn().PgConn().CopyFrom(ctx, strings.NewReader(data.String()), copySQL(g.cfg.Schema, t)); err != nil {
 		return fmt.Errorf("copy into %s: %w", t.name, err)
 	}
@@ -492,7 +528,7 @@ func (g *Generator) event(ctx context.Context, pool *pgxpool.Pool, name string, 
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		exec := func(sql string) error {
 			stmts = append(stmts, sql)
-			_, err := tx.Exec(ctx, sql)
+			_, err := g.exec(ctx, tx, sql)
 			return err
 		}
 		cust := g.find(TableCustomers)

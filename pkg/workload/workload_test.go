@@ -51,9 +51,11 @@ func TestRunIsDeterministic(t *testing.T) {
 	ctx := context.Background()
 	pg := testenv.StartPostgres(t)
 	cfg := Config{Rate: 400, StatementsPerTx: 5, InitialRows: 5, ToastBytes: 11000, Partitioned: true}
-	var dumps []string
+	var dumps, traces []string
 	var stats []Stats
 	for _, db := range []string{"one", "two"} {
+		var trace strings.Builder
+		cfg.Trace = &trace
 		pool := connect(t, pg.CreateDatabase(t, db))
 		if _, err := pool.Exec(ctx, "SET TIME ZONE 'UTC'"); err != nil {
 			t.Fatal(err)
@@ -67,6 +69,7 @@ func TestRunIsDeterministic(t *testing.T) {
 			t.Fatalf("run: %v", err)
 		}
 		dumps = append(dumps, dump(t, pool, g))
+		traces = append(traces, trace.String())
 		stats = append(stats, st)
 
 		if got, want := len(g.Tables()), 7; got != want {
@@ -77,6 +80,15 @@ func TestRunIsDeterministic(t *testing.T) {
 	if dumps[0] != dumps[1] {
 		t.Errorf("two runs of seed 42 left different data")
 	}
+	if traces[0] != traces[1] {
+		t.Errorf("two runs of seed 42 traced different statements")
+	}
+	for _, want := range []string{`tx 0: INSERT INTO "public"."customers"`, `TRUNCATE "public"."sessions", "public"."order_lines"`, `COPY "public"."sessions"`, `…(11000 bytes)`} {
+		if !strings.Contains(traces[0], want) {
+			t.Errorf("trace lacks %q", want)
+		}
+	}
+	cfg.Trace = nil
 	st := stats[0]
 	t.Logf("stats: %+v", st)
 	if st.Transactions != 200+len(schedule)+6 {
