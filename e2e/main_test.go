@@ -9,7 +9,8 @@
 //
 // REDMS_E2E_SEED and REDMS_E2E_DURATION (a Go duration, default 60s) override
 // the seed and the workload length for local runs; REDMS_E2E_LOGDIR keeps the
-// processes' logs there instead of a temp dir removed after the test;
+// processes' logs and the workload's statement trace there instead of a temp
+// dir (removed when the test passes, kept and named when it fails);
 // REDMS_E2E_BINDIR uses the redms-* binaries found there instead of building.
 package e2e
 

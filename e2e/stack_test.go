@@ -51,6 +51,8 @@ type stack struct {
 	rsemu   *proc
 }
 
+// logDir holds the processes' logs and the workload trace: REDMS_E2E_LOGDIR,
+// else a temp dir removed when the test passes and kept when it fails.
 func logDir(t *testing.T) string {
 	if d := os.Getenv("REDMS_E2E_LOGDIR"); d != "" {
 		dir := filepath.Join(d, t.Name())
@@ -59,7 +61,18 @@ func logDir(t *testing.T) string {
 		}
 		return dir
 	}
-	return t.TempDir()
+	dir, err := os.MkdirTemp("", "redms-e2e-"+t.Name()+"-")
+	if err != nil {
+		t.Fatalf("make log dir: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("service logs and the workload trace are kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return dir
 }
 
 func connect(t testing.TB, url string) *pgxpool.Pool {
