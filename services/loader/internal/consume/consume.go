@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -95,9 +96,12 @@ type Runner struct {
 	t    Table
 	log  *slog.Logger
 
-	lastApplied uint64    // last stream sequence this runner saw committed
-	lastCommit  time.Time // source commit time of the last applied change
-	lastReport  time.Time
+	lastApplied uint64 // last stream sequence this runner saw committed
+
+	mu         sync.Mutex // guards the lag inputs below, read by the reporter
+	lastCommit time.Time  // source commit time of the last applied change
+	openCommit time.Time  // source commit time of the open window's first change
+	windowOpen bool
 }
 
 // NewRunner returns a runner for t.
@@ -241,7 +245,17 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 	var opened time.Time
 	cancelWindow := func() {}
 	defer func() { cancelWindow() }()
-	r.report(soft, cons, true)
+	// The gauges keep moving while the loop waits for messages or applies.
+	rctx, stopReports := context.WithCancel(soft)
+	reporting := make(chan struct{})
+	go func() {
+		defer close(reporting)
+		r.reportEvery(rctx, cons)
+	}()
+	defer func() {
+		stopReports()
+		<-reporting
+	}()
 
 	for {
 		if soft.Err() != nil {
@@ -254,7 +268,6 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			msg, err = it.Next(jetstream.NextContext(idle))
 			cancel()
 			if err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil {
-				r.report(soft, cons, true)
 				continue
 			}
 		} else {
@@ -292,15 +305,15 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			last = msg
 			if w.Empty() {
 				opened = time.Now()
+				commit, _ := time.Parse(time.RFC3339Nano, h.Get(walheader.CommitTime))
+				r.mu.Lock()
+				r.openCommit, r.windowOpen = commit, true
+				r.mu.Unlock()
 				cancelWindow()
 				wctx, cancelWindow = closeAt(soft, time.Now().Add(r.cfg.Limits.Duration))
 			}
-			now := time.Now()
-			w.Add(len(msg.Data())+headerSize(h), now)
+			w.Add(len(msg.Data())+headerSize(h), time.Now())
 			closeNow = w.Full()
-			if now.Sub(r.lastReport) > r.cfg.Idle {
-				r.report(soft, cons, false)
-			}
 		}
 		if !closeNow {
 			continue
@@ -314,7 +327,10 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 		w.Reset()
 		bodies.reset()
 		msgs, replies, last, prevHeader = nil, nil, nil, nil
-		r.report(soft, cons, true)
+		r.mu.Lock()
+		r.windowOpen = false
+		r.mu.Unlock()
+		r.report(soft, cons)
 	}
 }
 
@@ -389,7 +405,9 @@ func (r *Runner) applied(msgs []apply.Msg, res apply.Result, took time.Duration)
 				"reason", reason, "changes", n, "lsn", windowLSNs(msgs))
 		}
 		if !res.LastCommit.IsZero() {
+			r.mu.Lock()
 			r.lastCommit = res.LastCommit
+			r.mu.Unlock()
 			m.ApplyLag.Observe(time.Since(res.LastCommit).Seconds())
 		}
 		r.log.Info("window applied", "changes", len(msgs), "lsn", windowLSNs(msgs),
@@ -474,10 +492,22 @@ func (r *Runner) park(ctx context.Context, msgs []apply.Msg, reason, firstLSN, l
 	return nil
 }
 
+// reportEvery refreshes the backlog and lag gauges every Idle until ctx ends.
+func (r *Runner) reportEvery(ctx context.Context, cons jetstream.Consumer) {
+	t := time.NewTicker(r.cfg.Idle)
+	defer t.Stop()
+	for {
+		r.report(ctx, cons)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // report refreshes the backlog and lag gauges.
-func (r *Runner) report(ctx context.Context, cons jetstream.Consumer, windowEmpty bool) {
-	now := time.Now()
-	r.lastReport = now
+func (r *Runner) report(ctx context.Context, cons jetstream.Consumer) {
 	info, err := cons.Info(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -487,9 +517,16 @@ func (r *Runner) report(ctx context.Context, cons jetstream.Consumer, windowEmpt
 	}
 	backlog := info.NumPending + uint64(info.NumAckPending)
 	r.deps.Metrics.Backlog.WithLabelValues(r.t.Label).Set(float64(backlog))
-	lag := 0.0
-	if (backlog > 0 || !windowEmpty) && !r.lastCommit.IsZero() {
-		lag = now.Sub(r.lastCommit).Seconds()
+	r.mu.Lock()
+	since, open := r.lastCommit, r.windowOpen
+	if since.IsZero() && open {
+		// Before this runner's first commit: since the open window's first change.
+		since = r.openCommit
+	}
+	r.mu.Unlock()
+	lag := 0.0 // caught up and idle
+	if (backlog > 0 || open) && !since.IsZero() {
+		lag = max(time.Since(since).Seconds(), 0)
 	}
 	r.deps.Metrics.Lag.WithLabelValues(r.t.Label).Set(lag)
 }

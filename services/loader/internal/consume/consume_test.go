@@ -190,6 +190,9 @@ func TestWindowClosesOnRecords(t *testing.T) {
 	}
 	// The last two stay in an open window, un-acked.
 	eventually(t, "acks of the full windows", func() bool { return e.streamMsgs(t) == 2 })
+	// The open window holds changes committed before the last applied one:
+	// the lag counts from that one.
+	eventually(t, "lag reported", func() bool { return testutil.ToFloat64(e.m.Lag.WithLabelValues("public.orders")) > 0 })
 }
 
 func TestWindowClosesOnBytes(t *testing.T) {
