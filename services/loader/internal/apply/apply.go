@@ -112,7 +112,6 @@ type window struct {
 	target string // watermark row: the target's quoted qualified name
 	spec   keySpec
 	msgs   []Msg
-	metas  []walheader.Meta
 	log    *slog.Logger
 }
 
@@ -136,8 +135,8 @@ func (a *Applier) Apply(ctx context.Context, w Window) (Result, error) {
 	if len(w.Msgs) == 0 {
 		return x.res, nil
 	}
-	x.res.FirstLSN = w.Msgs[0].Header.Get(walheader.LSN)
-	x.res.LastLSN = w.Msgs[len(w.Msgs)-1].Header.Get(walheader.LSN)
+	x.res.FirstLSN = w.Msgs[0].Meta.LSN
+	x.res.LastLSN = w.Msgs[len(w.Msgs)-1].Meta.LSN
 	schema := a.cfg.TargetSchema
 	if schema == "" {
 		schema = w.Table.Schema
@@ -150,13 +149,10 @@ func (a *Applier) Apply(ctx context.Context, w Window) (Result, error) {
 		}
 	}
 
-	x.metas = make([]walheader.Meta, len(w.Msgs))
-	for i, m := range w.Msgs {
-		meta, err := walheader.Parse(m.Header)
-		if err != nil {
-			return x.res, x.park(fmt.Sprintf("message seq %d: %v", m.Seq, err), err)
+	for _, m := range w.Msgs {
+		if m.MetaErr != nil {
+			return x.res, x.park(fmt.Sprintf("message seq %d: %v", m.Seq, m.MetaErr), m.MetaErr)
 		}
-		x.metas[i] = meta
 	}
 	spec, keyed := x.keySpec()
 	if !keyed {
@@ -256,8 +252,8 @@ func (x *window) classify(action string, err error) error {
 func (x *window) keySpec() (keySpec, bool) {
 	var keys []string
 	source := ""
-	for i := len(x.metas) - 1; i >= 0; i-- {
-		m := x.metas[i]
+	for i := len(x.w.Msgs) - 1; i >= 0; i-- {
+		m := x.w.Msgs[i].Meta
 		if source == "" && m.KeySource != "" {
 			source = m.KeySource
 		}
@@ -289,12 +285,12 @@ type keySpec struct {
 // parse drops messages at or below the watermark and parses the rest.
 func (x *window) parse(applied int64) ([]fold.Change, error) {
 	changes := make([]fold.Change, 0, len(x.w.Msgs))
-	for i, m := range x.w.Msgs {
+	for _, m := range x.w.Msgs {
 		if int64(m.Seq) <= applied {
 			x.res.Replays++
 			continue
 		}
-		meta := x.metas[i]
+		meta := m.Meta
 		rec, err := testdecoding.Parse(m.Data)
 		if err != nil {
 			reason := err.Error()

@@ -85,7 +85,7 @@ func (e *env) window(table string, recs ...rec) Window {
 			Keys:       r.keys,
 			KeySource:  r.source,
 		}.Header("shop")
-		w.Msgs = append(w.Msgs, Msg{Seq: e.seq, Header: h, Data: []byte(r.text)})
+		w.Msgs = append(w.Msgs, NewMsg(e.seq, h, []byte(r.text)))
 	}
 	return w
 }

@@ -8,15 +8,27 @@ import (
 
 	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/pkg/typemap"
+	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/loader/internal/warehouse"
 )
 
 // Msg is one JetStream message of the table: Data is the change's
-// test_decoding text, headers as in docs/CONTRACTS.md.
+// test_decoding text, Meta what its headers (docs/CONTRACTS.md) say. A
+// window can hold a million messages, so a message keeps its parsed headers
+// rather than a header map (a map per message costs several hundred bytes).
+// MetaErr is set when the headers did not parse: applying a window holding
+// such a message parks the table.
 type Msg struct {
-	Seq    uint64
-	Header nats.Header
-	Data   []byte
+	Seq     uint64
+	Meta    walheader.Meta
+	MetaErr error
+	Data    []byte
+}
+
+// NewMsg is the message of stream sequence seq with headers h and body data.
+func NewMsg(seq uint64, h nats.Header, data []byte) Msg {
+	meta, err := walheader.Parse(h)
+	return Msg{Seq: seq, Meta: meta, MetaErr: err, Data: data}
 }
 
 // Window is a run of one table's messages in stream order. The table comes

@@ -187,7 +187,7 @@ func (e *env) slotWindows(t *testing.T, src *pgx.Conn, slot string) []Window {
 			}
 			ordinal[lsn]++
 			e.seq++
-			w.Msgs = append(w.Msgs, Msg{Seq: e.seq, Header: meta.Header("src"), Data: []byte(data)})
+			w.Msgs = append(w.Msgs, NewMsg(e.seq, meta.Header("src"), []byte(data)))
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -164,7 +164,7 @@ func slotTables(t *testing.T, src *pgxpool.Pool, slot string) []Window {
 			m.LSN, m.CommitLSN, m.Ordinal = c.lsn, c.lsn, ordinal[c.lsn]
 			ordinal[c.lsn]++
 			seq++
-			w.Msgs = append(w.Msgs, Msg{Seq: seq, Header: m.Header("wsrc"), Data: []byte(c.data)})
+			w.Msgs = append(w.Msgs, NewMsg(seq, m.Header("wsrc"), []byte(c.data)))
 		}
 	}
 	out := make([]Window, 0, len(order))

@@ -4,18 +4,17 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/redms/redms/pkg/walheader"
+	"github.com/redms/redms/services/loader/internal/apply"
 )
 
 // A window can hold a million messages, so what it keeps of each matters.
 // The client hands over every message in a buffer of its own (raw headers
 // included) with a freshly decoded header map; a window keeps only the body,
-// copied into large shared chunks, and a header map whose key strings and
-// repeated values (commit LSN, time, xid and keys repeat within a
-// transaction) are shared with the previous message; the others are copied
-// out of the client's per-message value array.
+// copied into large shared chunks, and the parsed headers, whose strings are
+// copied out of the client's per-message value array or, when they repeat
+// the previous message's (commit LSN, keys and key source repeat within a
+// transaction), shared with it.
 
 // arenaChunk is the size of the chunks message bodies are copied into.
 const arenaChunk = 4 << 20
@@ -38,38 +37,34 @@ func (a *arena) copy(b []byte) []byte {
 // reset lets the chunks go with the window that used them.
 func (a *arena) reset() { a.buf = nil }
 
-// headerKeys are the header names WAL messages carry, as shared strings.
-var headerKeys = map[string]string{
-	walheader.MsgID: walheader.MsgID, walheader.LSN: walheader.LSN, walheader.Ordinal: walheader.Ordinal,
-	walheader.CommitLSN: walheader.CommitLSN, walheader.Xid: walheader.Xid, walheader.CommitTime: walheader.CommitTime,
-	walheader.Keys: walheader.Keys, walheader.KeySource: walheader.KeySource, walheader.Leaf: walheader.Leaf,
+// compactMeta returns m with its strings owned by m alone or shared with
+// prev's equal ones, so that m keeps nothing of the client's message alive.
+func compactMeta(m, prev walheader.Meta) walheader.Meta {
+	share := func(s, p string) string {
+		if s == p {
+			return p
+		}
+		return strings.Clone(s)
+	}
+	m.LSN = share(m.LSN, prev.LSN)
+	m.CommitLSN = share(m.CommitLSN, prev.CommitLSN)
+	m.KeySource = share(m.KeySource, prev.KeySource)
+	m.Leaf = share(m.Leaf, prev.Leaf)
+	if m.Keys != nil && prev.Keys != nil && slices.Equal(m.Keys, prev.Keys) {
+		m.Keys = prev.Keys
+	}
+	return m
 }
 
-// compactHeader returns h with known keys replaced by shared strings and
-// values equal to prev's replaced by prev's slices. The result must be
-// treated as read-only, like every message header.
-func compactHeader(h, prev nats.Header) nats.Header {
-	out := make(nats.Header, len(h))
-	for k, vs := range h {
-		if shared, ok := headerKeys[k]; ok {
-			k = shared
+// windowMsg is what a window keeps of one message.
+func windowMsg(seq uint64, h map[string][]string, body []byte, prev *apply.Msg, bodies *arena) apply.Msg {
+	m := apply.NewMsg(seq, h, bodies.copy(body))
+	if m.MetaErr == nil {
+		var p walheader.Meta
+		if prev != nil {
+			p = prev.Meta
 		}
-		if pv, ok := prev[k]; ok && slices.Equal(pv, vs) {
-			vs = pv
-		} else {
-			// The client allocates one array for all values of a message:
-			// keeping one of its slices would keep them all.
-			vs = cloneValues(vs)
-		}
-		out[k] = vs
+		m.Meta = compactMeta(m.Meta, p)
 	}
-	return out
-}
-
-func cloneValues(vs []string) []string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = strings.Clone(v)
-	}
-	return out
+	return m
 }

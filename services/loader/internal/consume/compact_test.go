@@ -4,7 +4,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/nats-io/nats.go"
+	"github.com/redms/redms/pkg/walheader"
 )
 
 func TestArenaCopies(t *testing.T) {
@@ -25,16 +25,27 @@ func TestArenaCopies(t *testing.T) {
 	}
 }
 
-func TestCompactHeaderSharesRepeatedValues(t *testing.T) {
-	prev := compactHeader(nats.Header{"Redms-Lsn": {"0/1"}, "Redms-Xid": {"7"}, "X-Other": {"a"}}, nil)
-	h := compactHeader(nats.Header{"Redms-Lsn": {"0/2"}, "Redms-Xid": {"7"}, "X-Other": {"b"}}, prev)
-	if h.Get("Redms-Lsn") != "0/2" || h.Get("Redms-Xid") != "7" || h.Get("X-Other") != "b" {
-		t.Fatalf("values changed: %v", h)
+func TestWindowMsgSharesRepeatedValues(t *testing.T) {
+	var a arena
+	meta := func(lsn string) walheader.Meta {
+		return walheader.Meta{LSN: lsn, CommitLSN: "0/9", Xid: 7, Keys: []string{"id"}, KeySource: walheader.KeySourcePrimaryKey}
 	}
-	if unsafe.SliceData(h["Redms-Xid"]) != unsafe.SliceData(prev["Redms-Xid"]) {
-		t.Fatal("equal value not shared with the previous header")
+	prev := windowMsg(1, meta("0/1").Header("db"), []byte("a"), nil, &a)
+	m := windowMsg(2, meta("0/2").Header("db"), []byte("b"), &prev, &a)
+	if m.MetaErr != nil || m.Meta.LSN != "0/2" || m.Meta.CommitLSN != "0/9" || m.Meta.Xid != 7 || string(m.Data) != "b" {
+		t.Fatalf("message changed: %+v", m)
 	}
-	if unsafe.SliceData(h["Redms-Lsn"]) == unsafe.SliceData(prev["Redms-Lsn"]) {
+	if unsafe.StringData(m.Meta.CommitLSN) != unsafe.StringData(prev.Meta.CommitLSN) {
+		t.Fatal("equal commit LSN not shared with the previous message")
+	}
+	if unsafe.SliceData(m.Meta.Keys) != unsafe.SliceData(prev.Meta.Keys) {
+		t.Fatal("equal keys not shared with the previous message")
+	}
+	if unsafe.StringData(m.Meta.LSN) == unsafe.StringData(prev.Meta.LSN) {
 		t.Fatal("different values shared")
+	}
+	bad := windowMsg(3, map[string][]string{}, []byte("c"), &m, &a)
+	if bad.MetaErr == nil {
+		t.Fatal("headers without an LSN parsed")
 	}
 }

@@ -13,11 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redms/redms/pkg/subject"
-	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/loader/internal/apply"
 	"github.com/redms/redms/services/loader/internal/metrics"
 	"github.com/redms/redms/services/loader/internal/park"
@@ -239,7 +237,6 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 	var replies []string   // ack subjects of msgs
 	var last jetstream.Msg // the window's last message, double-acked
 	var bodies arena
-	var prevHeader nats.Header
 	highest := r.lastApplied // a sequence at or below this is a redelivery
 	var wctx context.Context
 	var opened time.Time
@@ -296,18 +293,21 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 				continue
 			}
 			highest = seq
-			h := compactHeader(msg.Headers(), prevHeader)
-			prevHeader = h
-			msgs = append(msgs, apply.Msg{Seq: seq, Header: h, Data: bodies.copy(msg.Data())})
+			h := msg.Headers()
+			var prev *apply.Msg
+			if len(msgs) > 0 {
+				prev = &msgs[len(msgs)-1]
+			}
+			am := windowMsg(seq, h, msg.Data(), prev, &bodies)
+			msgs = append(msgs, am)
 			if r.cfg.AckMode == AckEach {
 				replies = append(replies, msg.Reply())
 			}
 			last = msg
 			if w.Empty() {
 				opened = time.Now()
-				commit, _ := time.Parse(time.RFC3339Nano, h.Get(walheader.CommitTime))
 				r.mu.Lock()
-				r.openCommit, r.windowOpen = commit, true
+				r.openCommit, r.windowOpen = am.Meta.CommitTime, true
 				r.mu.Unlock()
 				cancelWindow()
 				wctx, cancelWindow = closeAt(soft, time.Now().Add(r.cfg.Limits.Duration))
@@ -326,7 +326,7 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 		}
 		w.Reset()
 		bodies.reset()
-		msgs, replies, last, prevHeader = nil, nil, nil, nil
+		msgs, replies, last = nil, nil, nil
 		r.mu.Lock()
 		r.windowOpen = false
 		r.mu.Unlock()
@@ -467,10 +467,10 @@ var ackPayload = []byte("+ACK")
 // park records the table as parked and logs one error line.
 func (r *Runner) park(ctx context.Context, msgs []apply.Msg, reason, firstLSN, lastLSN string, firstSeq, lastSeq uint64) error {
 	if firstLSN == "" {
-		firstLSN = msgs[0].Header.Get(walheader.LSN)
+		firstLSN = msgs[0].Meta.LSN
 	}
 	if lastLSN == "" {
-		lastLSN = msgs[len(msgs)-1].Header.Get(walheader.LSN)
+		lastLSN = msgs[len(msgs)-1].Meta.LSN
 	}
 	if firstSeq == 0 {
 		firstSeq = msgs[0].Seq
@@ -535,7 +535,7 @@ func windowLSNs(msgs []apply.Msg) string {
 	if len(msgs) == 0 {
 		return ""
 	}
-	return msgs[0].Header.Get(walheader.LSN) + ".." + msgs[len(msgs)-1].Header.Get(walheader.LSN)
+	return msgs[0].Meta.LSN + ".." + msgs[len(msgs)-1].Meta.LSN
 }
 
 // headerSize approximates a message's header bytes on the wire.
