@@ -48,6 +48,8 @@ type stack struct {
 
 	capture *proc
 	loaders []*proc
+	// loaderEnv is added to every loader incarnation's environment.
+	loaderEnv []string
 	rsemu   *proc
 }
 
@@ -228,7 +230,8 @@ func (s *stack) startLoader(t testing.TB, p *proc, extra ...string) {
 		"REDMS_S3_ACCESS_KEY_ID=" + s.s3.AccessKeyID(),
 		"REDMS_S3_SECRET_ACCESS_KEY=" + s.s3.SecretAccessKey(),
 		"REDMS_METRICS_ADDR=" + p.metricsAddr,
-	}, extra...)
+	}, s.loaderEnv...)
+	p.env = append(p.env, extra...)
 	p.start(t)
 }
 
