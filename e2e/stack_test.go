@@ -50,7 +50,7 @@ type stack struct {
 	loaders []*proc
 	// loaderEnv is added to every loader incarnation's environment.
 	loaderEnv []string
-	rsemu   *proc
+	rsemu     *proc
 }
 
 // logDir holds the processes' logs and the workload trace: REDMS_E2E_LOGDIR,
