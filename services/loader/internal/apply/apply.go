@@ -1,6 +1,6 @@
 // Package apply applies one window of a table's changes to the warehouse in
-// one transaction (DESIGN §4, §5): parse, skip what the watermark says is
-// applied, fold per key, fit values to the target types, stage gzipped CSV in
+// one transaction (DESIGN §4, §5): skip what the watermark says is applied
+// (messages arrive parsed, see Msg), fold per key, fit values to the target types, stage gzipped CSV in
 // S3, then in one transaction create/alter the table, COPY into temp tables,
 // delete, insert, update, empty on TRUNCATE, advance the watermark, commit.
 //
@@ -111,7 +111,7 @@ type window struct {
 	tgt    warehouse.Table
 	target string // watermark row: the target's quoted qualified name
 	spec   keySpec
-	msgs   []Msg
+	fresh  int // messages above the watermark
 	log    *slog.Logger
 }
 
@@ -182,7 +182,7 @@ func (a *Applier) Apply(ctx context.Context, w Window) (Result, error) {
 	if err != nil {
 		return x.res, err
 	}
-	if len(x.msgs) == 0 {
+	if x.fresh == 0 {
 		return x.res, nil // all applied before: ack
 	}
 	folded, err := fold.Fold(changes, x.spec.KeySpec)
@@ -291,8 +291,7 @@ func (x *window) parse(applied int64) ([]fold.Change, error) {
 			continue
 		}
 		meta := m.Meta
-		rec, err := testdecoding.Parse(m.Data)
-		if err != nil {
+		if err := m.RecordErr; err != nil {
 			reason := err.Error()
 			var pe *testdecoding.ParseError
 			if errors.As(err, &pe) {
@@ -300,7 +299,8 @@ func (x *window) parse(applied int64) ([]fold.Change, error) {
 			}
 			return nil, x.park(fmt.Sprintf("unparseable record at lsn %s (seq %d): %s", meta.LSN, m.Seq, reason), err)
 		}
-		x.msgs = append(x.msgs, m)
+		rec := m.Record
+		x.fresh++
 		if meta.CommitTime.After(x.res.LastCommit) {
 			x.res.LastCommit = meta.CommitTime
 		}

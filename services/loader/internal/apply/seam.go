@@ -7,28 +7,40 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/testdecoding"
 	"github.com/redms/redms/pkg/typemap"
 	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/loader/internal/warehouse"
 )
 
-// Msg is one JetStream message of the table: Data is the change's
-// test_decoding text, Meta what its headers (docs/CONTRACTS.md) say. A
-// window can hold a million messages, so a message keeps its parsed headers
-// rather than a header map (a map per message costs several hundred bytes).
-// MetaErr is set when the headers did not parse: applying a window holding
-// such a message parks the table.
+// Msg is one JetStream message of the table, parsed on arrival: Meta is
+// what its headers (docs/CONTRACTS.md) say, Record its test_decoding text. A
+// window can hold a million messages, so a message keeps neither a header
+// map (several hundred bytes each) nor its raw body next to the parsed
+// record (whose strings are one copy of the body). MetaErr is set when the
+// headers did not parse, RecordErr (Record nil) when the body did not:
+// applying a window holding such a message parks the table, unless the
+// watermark says the message was applied before (RecordErr only).
 type Msg struct {
-	Seq     uint64
-	Meta    walheader.Meta
-	MetaErr error
-	Data    []byte
+	Seq       uint64
+	Meta      walheader.Meta
+	MetaErr   error
+	Record    *testdecoding.Record
+	RecordErr error
 }
 
-// NewMsg is the message of stream sequence seq with headers h and body data.
+// NewMsg parses the message of stream sequence seq with headers h and body
+// data; data may be reused afterwards.
 func NewMsg(seq uint64, h nats.Header, data []byte) Msg {
 	meta, err := walheader.Parse(h)
-	return Msg{Seq: seq, Meta: meta, MetaErr: err, Data: data}
+	m := Msg{Seq: seq, Meta: meta, MetaErr: err}
+	rec := new(testdecoding.Record)
+	if err := testdecoding.ParseInto(data, rec); err != nil {
+		m.RecordErr = err
+	} else {
+		m.Record = rec
+	}
+	return m
 }
 
 // Window is a run of one table's messages in stream order. The table comes

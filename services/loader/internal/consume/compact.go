@@ -10,32 +10,11 @@ import (
 
 // A window can hold a million messages, so what it keeps of each matters.
 // The client hands over every message in a buffer of its own (raw headers
-// included) with a freshly decoded header map; a window keeps only the body,
-// copied into large shared chunks, and the parsed headers, whose strings are
-// copied out of the client's per-message value array or, when they repeat
-// the previous message's (commit LSN, keys and key source repeat within a
-// transaction), shared with it.
-
-// arenaChunk is the size of the chunks message bodies are copied into.
-const arenaChunk = 4 << 20
-
-// arena copies message bodies into shared chunks.
-type arena struct {
-	buf []byte
-}
-
-// copy returns b copied into the arena.
-func (a *arena) copy(b []byte) []byte {
-	if len(b) > cap(a.buf)-len(a.buf) {
-		a.buf = make([]byte, 0, max(arenaChunk, len(b)))
-	}
-	off := len(a.buf)
-	a.buf = append(a.buf, b...)
-	return a.buf[off:len(a.buf):len(a.buf)]
-}
-
-// reset lets the chunks go with the window that used them.
-func (a *arena) reset() { a.buf = nil }
+// included) with a freshly decoded header map; a window keeps only the
+// parsed record (its strings are one copy of the body) and the parsed
+// headers, whose strings are copied out of the client's per-message value
+// array or, when they repeat the previous message's (commit LSN, keys and
+// key source repeat within a transaction), shared with it.
 
 // compactMeta returns m with its strings owned by m alone or shared with
 // prev's equal ones, so that m keeps nothing of the client's message alive.
@@ -57,8 +36,8 @@ func compactMeta(m, prev walheader.Meta) walheader.Meta {
 }
 
 // windowMsg is what a window keeps of one message.
-func windowMsg(seq uint64, h map[string][]string, body []byte, prev *apply.Msg, bodies *arena) apply.Msg {
-	m := apply.NewMsg(seq, h, bodies.copy(body))
+func windowMsg(seq uint64, h map[string][]string, body []byte, prev *apply.Msg) apply.Msg {
+	m := apply.NewMsg(seq, h, body)
 	if m.MetaErr == nil {
 		var p walheader.Meta
 		if prev != nil {

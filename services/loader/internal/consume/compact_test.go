@@ -7,32 +7,13 @@ import (
 	"github.com/redms/redms/pkg/walheader"
 )
 
-func TestArenaCopies(t *testing.T) {
-	var a arena
-	src := []byte("hello")
-	got := a.copy(src)
-	src[0] = 'j'
-	if string(got) != "hello" || cap(got) != len(got) {
-		t.Fatalf("copy = %q cap %d", got, cap(got))
-	}
-	big := make([]byte, arenaChunk+1)
-	if b := a.copy(big); len(b) != len(big) {
-		t.Fatalf("big copy len %d", len(b))
-	}
-	next := a.copy([]byte("x"))
-	if string(next) != "x" || string(got) != "hello" {
-		t.Fatalf("later copies disturbed earlier ones: %q %q", got, next)
-	}
-}
-
 func TestWindowMsgSharesRepeatedValues(t *testing.T) {
-	var a arena
 	meta := func(lsn string) walheader.Meta {
 		return walheader.Meta{LSN: lsn, CommitLSN: "0/9", Xid: 7, Keys: []string{"id"}, KeySource: walheader.KeySourcePrimaryKey}
 	}
-	prev := windowMsg(1, meta("0/1").Header("db"), []byte("a"), nil, &a)
-	m := windowMsg(2, meta("0/2").Header("db"), []byte("b"), &prev, &a)
-	if m.MetaErr != nil || m.Meta.LSN != "0/2" || m.Meta.CommitLSN != "0/9" || m.Meta.Xid != 7 || string(m.Data) != "b" {
+	prev := windowMsg(1, meta("0/1").Header("db"), []byte("table public.t: INSERT: id[integer]:1"), nil)
+	m := windowMsg(2, meta("0/2").Header("db"), []byte("table public.t: INSERT: id[integer]:2"), &prev)
+	if m.MetaErr != nil || m.Meta.LSN != "0/2" || m.Meta.CommitLSN != "0/9" || m.Meta.Xid != 7 || m.RecordErr != nil || m.Record.Columns[0].Value != "2" {
 		t.Fatalf("message changed: %+v", m)
 	}
 	if unsafe.StringData(m.Meta.CommitLSN) != unsafe.StringData(prev.Meta.CommitLSN) {
@@ -44,7 +25,7 @@ func TestWindowMsgSharesRepeatedValues(t *testing.T) {
 	if unsafe.StringData(m.Meta.LSN) == unsafe.StringData(prev.Meta.LSN) {
 		t.Fatal("different values shared")
 	}
-	bad := windowMsg(3, map[string][]string{}, []byte("c"), &m, &a)
+	bad := windowMsg(3, map[string][]string{}, []byte("table public.t: INSERT: id[integer]:3"), &m)
 	if bad.MetaErr == nil {
 		t.Fatal("headers without an LSN parsed")
 	}

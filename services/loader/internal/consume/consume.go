@@ -234,9 +234,8 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 
 	w := window.New(r.cfg.Limits)
 	var msgs []apply.Msg
-	var replies []string   // ack subjects of msgs
-	var last jetstream.Msg // the window's last message, double-acked
-	var bodies arena
+	var replies []string     // ack subjects of msgs
+	var last jetstream.Msg   // the window's last message, double-acked
 	highest := r.lastApplied // a sequence at or below this is a redelivery
 	var wctx context.Context
 	var opened time.Time
@@ -298,7 +297,7 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			if len(msgs) > 0 {
 				prev = &msgs[len(msgs)-1]
 			}
-			am := windowMsg(seq, h, msg.Data(), prev, &bodies)
+			am := windowMsg(seq, h, msg.Data(), prev)
 			msgs = append(msgs, am)
 			if r.cfg.AckMode == AckEach {
 				replies = append(replies, msg.Reply())
@@ -325,7 +324,6 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			return out, err
 		}
 		w.Reset()
-		bodies.reset()
 		msgs, replies, last = nil, nil, nil
 		r.mu.Lock()
 		r.windowOpen = false

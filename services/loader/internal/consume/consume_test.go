@@ -213,7 +213,7 @@ func TestParkKeepsMessagesUntilResume(t *testing.T) {
 	ctx := context.Background()
 	rec := &recorder{decide: func(w apply.Window, _ int) error {
 		for _, m := range w.Msgs {
-			if string(m.Data) == "garbage" {
+			if m.RecordErr != nil {
 				return &apply.ParkError{Table: "public.orders", FirstLSN: "0/1", LastLSN: "0/2", FirstSeq: w.Msgs[0].Seq,
 					LastSeq: w.Msgs[len(w.Msgs)-1].Seq, Reason: "parse record", Err: errors.New("no table prefix")}
 			}

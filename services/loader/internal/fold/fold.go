@@ -50,7 +50,7 @@ type Column = testdecoding.Column
 type Change struct {
 	Seq    uint64
 	LSN    string
-	Record testdecoding.Record
+	Record *testdecoding.Record // shared with the window's message, read-only
 }
 
 // KeySpec says how rows are identified.
@@ -294,7 +294,7 @@ func (f *folder) delete(c *Change) error {
 }
 
 func (f *folder) update(c *Change) error {
-	rec := &c.Record
+	rec := c.Record
 	row := rec.Columns
 	// The key the row had before this change, and what is known of it.
 	var oldKey []Column
