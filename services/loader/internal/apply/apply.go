@@ -285,7 +285,8 @@ type keySpec struct {
 // parse drops messages at or below the watermark and parses the rest.
 func (x *window) parse(applied int64) ([]fold.Change, error) {
 	changes := make([]fold.Change, 0, len(x.w.Msgs))
-	for _, m := range x.w.Msgs {
+	for i := range x.w.Msgs {
+		m := &x.w.Msgs[i]
 		if int64(m.Seq) <= applied {
 			x.res.Replays++
 			continue
@@ -299,7 +300,7 @@ func (x *window) parse(applied int64) ([]fold.Change, error) {
 			}
 			return nil, x.park(fmt.Sprintf("unparseable record at lsn %s (seq %d): %s", meta.LSN, m.Seq, reason), err)
 		}
-		rec := m.Record
+		rec := &m.Record
 		x.fresh++
 		if meta.CommitTime.After(x.res.LastCommit) {
 			x.res.LastCommit = meta.CommitTime

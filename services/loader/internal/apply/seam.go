@@ -10,22 +10,24 @@ import (
 	"github.com/redms/redms/pkg/testdecoding"
 	"github.com/redms/redms/pkg/typemap"
 	"github.com/redms/redms/pkg/walheader"
+	"github.com/redms/redms/services/loader/internal/fold"
 	"github.com/redms/redms/services/loader/internal/warehouse"
 )
 
 // Msg is one JetStream message of the table, parsed on arrival: Meta is
-// what its headers (docs/CONTRACTS.md) say, Record its test_decoding text. A
-// window can hold a million messages, so a message keeps neither a header
-// map (several hundred bytes each) nor its raw body next to the parsed
-// record (whose strings are one copy of the body). MetaErr is set when the
-// headers did not parse, RecordErr (Record nil) when the body did not:
-// applying a window holding such a message parks the table, unless the
-// watermark says the message was applied before (RecordErr only).
+// what its headers (docs/CONTRACTS.md) say, Record what fold needs of its
+// test_decoding text. A window can hold a million messages, so a message
+// keeps neither a header map (several hundred bytes each) nor its raw body
+// next to the parsed record (whose strings are one copy of the body), nor
+// the parser's whole Record. MetaErr is set when the headers did not parse,
+// RecordErr when the body did not: applying a window holding such a message
+// parks the table, unless the watermark says the message was applied before
+// (RecordErr only).
 type Msg struct {
 	Seq       uint64
 	Meta      walheader.Meta
 	MetaErr   error
-	Record    *testdecoding.Record
+	Record    fold.Record
 	RecordErr error
 }
 
@@ -34,11 +36,11 @@ type Msg struct {
 func NewMsg(seq uint64, h nats.Header, data []byte) Msg {
 	meta, err := walheader.Parse(h)
 	m := Msg{Seq: seq, Meta: meta, MetaErr: err}
-	rec := new(testdecoding.Record)
-	if err := testdecoding.ParseInto(data, rec); err != nil {
+	var rec testdecoding.Record
+	if err := testdecoding.ParseInto(data, &rec); err != nil {
 		m.RecordErr = err
 	} else {
-		m.Record = rec
+		m.Record = fold.RecordOf(&rec)
 	}
 	return m
 }

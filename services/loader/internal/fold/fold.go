@@ -46,11 +46,27 @@ import (
 // Column is one column of a row (name, source type, value).
 type Column = testdecoding.Column
 
+// Record is what fold reads of a parsed test_decoding record: a window can
+// hold a million, so it keeps no more (a testdecoding.Record is four times
+// the size).
+type Record struct {
+	Kind        testdecoding.Kind
+	HasOldKey   bool
+	NoTupleData bool
+	Columns     []Column
+	OldKey      []Column
+}
+
+// RecordOf is what fold reads of r; it shares r's column slices.
+func RecordOf(r *testdecoding.Record) Record {
+	return Record{Kind: r.Kind, HasOldKey: r.HasOldKey, NoTupleData: r.NoTupleData, Columns: r.Columns, OldKey: r.OldKey}
+}
+
 // Change is one change of the window.
 type Change struct {
 	Seq    uint64
 	LSN    string
-	Record *testdecoding.Record // shared with the window's message, read-only
+	Record *Record // shared with the window's message, read-only
 }
 
 // KeySpec says how rows are identified.

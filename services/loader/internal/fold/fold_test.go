@@ -17,19 +17,19 @@ func null(name, typ string) Column   { return Column{Name: name, Type: typ, Null
 func toast(name, typ string) Column  { return Column{Name: name, Type: typ, Unchanged: true} }
 
 func ins(seq uint64, cols ...Column) Change {
-	return Change{Seq: seq, Record: &testdecoding.Record{Kind: testdecoding.KindInsert, Columns: cols}}
+	return Change{Seq: seq, Record: &Record{Kind: testdecoding.KindInsert, Columns: cols}}
 }
 func upd(seq uint64, cols ...Column) Change {
-	return Change{Seq: seq, Record: &testdecoding.Record{Kind: testdecoding.KindUpdate, Columns: cols}}
+	return Change{Seq: seq, Record: &Record{Kind: testdecoding.KindUpdate, Columns: cols}}
 }
 func updKey(seq uint64, old []Column, cols ...Column) Change {
-	return Change{Seq: seq, Record: &testdecoding.Record{Kind: testdecoding.KindUpdate, Columns: cols, OldKey: old, HasOldKey: true}}
+	return Change{Seq: seq, Record: &Record{Kind: testdecoding.KindUpdate, Columns: cols, OldKey: old, HasOldKey: true}}
 }
 func del(seq uint64, cols ...Column) Change {
-	return Change{Seq: seq, Record: &testdecoding.Record{Kind: testdecoding.KindDelete, Columns: cols}}
+	return Change{Seq: seq, Record: &Record{Kind: testdecoding.KindDelete, Columns: cols}}
 }
 func trunc(seq uint64) Change {
-	return Change{Seq: seq, Record: &testdecoding.Record{Kind: testdecoding.KindTruncate}}
+	return Change{Seq: seq, Record: &Record{Kind: testdecoding.KindTruncate}}
 }
 
 func id(v string) Column { return col("id", "integer", v) }
@@ -375,7 +375,7 @@ func (s *source) emit(rec testdecoding.Record) {
 		}
 	}
 	s.seq++
-	s.changes = append(s.changes, Change{Seq: s.seq, Record: &rec})
+	s.changes = append(s.changes, Change{Seq: s.seq, Record: new(RecordOf(&rec))})
 }
 
 func (s *source) randomRow() int {
