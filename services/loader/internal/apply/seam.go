@@ -25,17 +25,32 @@ import (
 // (RecordErr only).
 type Msg struct {
 	Seq       uint64
-	Meta      walheader.Meta
+	Meta      Meta
 	MetaErr   error
 	Record    fold.Record
 	RecordErr error
+}
+
+// Meta is what the applier reads of a message's headers (walheader.Meta
+// without the commit LSN, ordinal, xid and leaf): Keys is nil when its
+// header is absent.
+type Meta struct {
+	LSN        string
+	CommitTime time.Time
+	Keys       []string
+	KeySource  string
+}
+
+// MetaOf is what the applier reads of m; it shares m's strings.
+func MetaOf(m walheader.Meta) Meta {
+	return Meta{LSN: m.LSN, CommitTime: m.CommitTime, Keys: m.Keys, KeySource: m.KeySource}
 }
 
 // NewMsg parses the message of stream sequence seq with headers h and body
 // data; data may be reused afterwards.
 func NewMsg(seq uint64, h nats.Header, data []byte) Msg {
 	meta, err := walheader.Parse(h)
-	m := Msg{Seq: seq, Meta: meta, MetaErr: err}
+	m := Msg{Seq: seq, Meta: MetaOf(meta), MetaErr: err}
 	var rec testdecoding.Record
 	if err := testdecoding.ParseInto(data, &rec); err != nil {
 		m.RecordErr = err

@@ -13,11 +13,11 @@ func TestWindowMsgSharesRepeatedValues(t *testing.T) {
 	}
 	prev := windowMsg(1, meta("0/1").Header("db"), []byte("table public.t: INSERT: id[integer]:1"), nil)
 	m := windowMsg(2, meta("0/2").Header("db"), []byte("table public.t: INSERT: id[integer]:2"), &prev)
-	if m.MetaErr != nil || m.Meta.LSN != "0/2" || m.Meta.CommitLSN != "0/9" || m.Meta.Xid != 7 || m.RecordErr != nil || m.Record.Columns[0].Value != "2" {
+	if m.MetaErr != nil || m.Meta.LSN != "0/2" || m.Meta.KeySource != walheader.KeySourcePrimaryKey || m.RecordErr != nil || m.Record.Columns[0].Value != "2" {
 		t.Fatalf("message changed: %+v", m)
 	}
-	if unsafe.StringData(m.Meta.CommitLSN) != unsafe.StringData(prev.Meta.CommitLSN) {
-		t.Fatal("equal commit LSN not shared with the previous message")
+	if unsafe.StringData(m.Meta.KeySource) != unsafe.StringData(prev.Meta.KeySource) {
+		t.Fatal("equal key source not shared with the previous message")
 	}
 	if unsafe.SliceData(m.Meta.Keys) != unsafe.SliceData(prev.Meta.Keys) {
 		t.Fatal("equal keys not shared with the previous message")
