@@ -44,3 +44,17 @@ func windowMsg(seq uint64, h map[string][]string, body []byte, prev *apply.Msg) 
 	}
 	return m
 }
+
+// grow returns msgs with room for one more message: the capacity doubles but
+// stops at limit, the window's record limit. append's own steps of 1.25×
+// would leave a full million-message window up to a quarter of slack, and
+// copy it more often.
+func grow(msgs []apply.Msg, limit int) []apply.Msg {
+	if len(msgs) < cap(msgs) {
+		return msgs
+	}
+	n := max(min(2*cap(msgs), limit), 64, len(msgs)+1)
+	out := make([]apply.Msg, len(msgs), n)
+	copy(out, msgs)
+	return out
+}

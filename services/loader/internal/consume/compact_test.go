@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/redms/redms/pkg/walheader"
+	"github.com/redms/redms/services/loader/internal/apply"
 )
 
 func TestWindowMsgSharesRepeatedValues(t *testing.T) {
@@ -28,5 +29,19 @@ func TestWindowMsgSharesRepeatedValues(t *testing.T) {
 	bad := windowMsg(3, map[string][]string{}, []byte("table public.t: INSERT: id[integer]:3"), &m)
 	if bad.MetaErr == nil {
 		t.Fatal("headers without an LSN parsed")
+	}
+}
+
+func TestGrowStopsAtTheRecordLimit(t *testing.T) {
+	var msgs []apply.Msg
+	for i := range 1000 {
+		msgs = append(grow(msgs, 1000), apply.Msg{Seq: uint64(i + 1)})
+	}
+	if len(msgs) != 1000 || cap(msgs) != 1000 || msgs[999].Seq != 1000 || msgs[0].Seq != 1 {
+		t.Fatalf("len %d cap %d", len(msgs), cap(msgs))
+	}
+	// Past the limit (a limit lowered while a window fills) it still grows.
+	if got := grow(msgs, 1000); cap(got) <= 1000 || len(got) != 1000 {
+		t.Fatalf("past the limit: len %d cap %d", len(got), cap(got))
 	}
 }

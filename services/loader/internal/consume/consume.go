@@ -298,7 +298,7 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 				prev = &msgs[len(msgs)-1]
 			}
 			am := windowMsg(seq, h, msg.Data(), prev)
-			msgs = append(msgs, am)
+			msgs = append(grow(msgs, r.cfg.Limits.Records), am)
 			if r.cfg.AckMode == AckEach {
 				replies = append(replies, msg.Reply())
 			}
