@@ -112,8 +112,12 @@ func serve(ctx context.Context, stderr io.Writer) int {
 // a window that big is in memory. With many tables filling big windows at
 // once the live heap can pass the limit; the collector then works harder
 // (at most half the CPU) rather than fail: set GOMEMLIMIT for such a fleet.
+// The limit is a tenth below the 2× window + 100 MiB the resident size
+// should stay under: it is soft (allocation bursts pass it until the
+// collector catches up), and the resident size counts memory the runtime
+// does not.
 func memoryLimit(windowBytes int64) int64 {
-	return 2*windowBytes + 100<<20
+	return (2*windowBytes + 100<<20) / 10 * 9
 }
 
 // loader runs the service until ctx ends.
