@@ -154,15 +154,15 @@ type folder struct {
 	spec    KeySpec
 	res     Result
 	seg     *Segment
-	entries map[string]*entry
+	entries map[string]entry
 	order   []string
-	state   map[string]*known
+	state   map[string]known
 }
 
 // Fold folds the changes (INSERT, UPDATE, DELETE, TRUNCATE; others are
 // ignored) of one table's window.
 func Fold(changes []Change, spec KeySpec) (Result, error) {
-	f := &folder{spec: spec, state: make(map[string]*known)}
+	f := &folder{spec: spec, state: make(map[string]known)}
 	f.open(false)
 	for i := range changes {
 		c := &changes[i]
@@ -192,7 +192,7 @@ func Fold(changes []Change, spec KeySpec) (Result, error) {
 
 func (f *folder) open(truncate bool) {
 	f.seg = &Segment{Truncate: truncate}
-	f.entries = make(map[string]*entry)
+	f.entries = make(map[string]entry)
 	f.order = f.order[:0]
 }
 
@@ -269,7 +269,7 @@ func sameColumns(a, b []Column) bool {
 	return true
 }
 
-func (f *folder) set(k string, e *entry) {
+func (f *folder) set(k string, e entry) {
 	if _, ok := f.entries[k]; !ok {
 		f.order = append(f.order, k)
 	}
@@ -284,11 +284,11 @@ func (f *folder) insert(c *Change) error {
 	}
 	f.columnsFor(row)
 	f.note(c)
-	if st := f.state[id]; st != nil && st.live {
+	if st, ok := f.state[id]; ok && st.live {
 		f.res.Replays++ // insert of a key the window already has
 	}
-	f.set(id, &entry{act: actUpsert, key: key, row: row})
-	f.state[id] = &known{live: true, row: row}
+	f.set(id, entry{act: actUpsert, key: key, row: row})
+	f.state[id] = known{live: true, row: row}
 	return nil
 }
 
@@ -301,11 +301,11 @@ func (f *folder) delete(c *Change) error {
 		return err
 	}
 	f.note(c)
-	if st := f.state[id]; st != nil && !st.live {
+	if st, ok := f.state[id]; ok && !st.live {
 		f.res.Replays++ // delete of a deleted key
 	}
-	f.set(id, &entry{act: actDelete, key: key})
-	f.state[id] = &known{live: false}
+	f.set(id, entry{act: actDelete, key: key})
+	f.state[id] = known{live: false}
 	return nil
 }
 
@@ -328,8 +328,8 @@ func (f *folder) update(c *Change) error {
 	if err != nil {
 		return err
 	}
-	st := f.state[oldID]
-	if st != nil && !st.live {
+	st, seen := f.state[oldID]
+	if seen && !st.live {
 		f.res.Replays++ // update of a deleted key
 	}
 
@@ -340,7 +340,7 @@ func (f *folder) update(c *Change) error {
 		if f.spec.Full && rec.HasOldKey {
 			fillFrom(filled, rec.OldKey)
 		}
-		if st != nil && st.live {
+		if seen && st.live {
 			fillFrom(filled, st.row)
 		}
 	}
@@ -359,13 +359,13 @@ func (f *folder) update(c *Change) error {
 	case !partial:
 		if moved {
 			f.note(c)
-			f.set(oldID, &entry{act: actDelete, key: oldKey})
-			f.state[oldID] = &known{live: false}
+			f.set(oldID, entry{act: actDelete, key: oldKey})
+			f.state[oldID] = known{live: false}
 		}
 		f.note(c)
-		f.set(newID, &entry{act: actUpsert, key: newKey, row: filled})
-		f.state[newID] = &known{live: true, row: filled}
-	case st != nil && !st.live:
+		f.set(newID, entry{act: actUpsert, key: newKey, row: filled})
+		f.state[newID] = known{live: true, row: filled}
+	case seen && !st.live:
 		// The window deleted the row: an UPDATE of known columns finds nothing.
 		f.note(c)
 	case moved:
@@ -374,15 +374,15 @@ func (f *folder) update(c *Change) error {
 		f.open(false)
 		f.columnsFor(row)
 		f.note(c)
-		f.set(newID, &entry{act: actUpdate, move: true, key: oldKey, row: filled})
+		f.set(newID, entry{act: actUpdate, move: true, key: oldKey, row: filled})
 		f.close()
 		f.open(false)
 		delete(f.state, oldID)
-		f.state[newID] = &known{live: true, row: filled}
+		f.state[newID] = known{live: true, row: filled}
 	default:
 		f.note(c)
-		f.set(newID, &entry{act: actUpdate, key: newKey, row: filled})
-		f.state[newID] = &known{live: true, row: filled}
+		f.set(newID, entry{act: actUpdate, key: newKey, row: filled})
+		f.state[newID] = known{live: true, row: filled}
 	}
 	return nil
 }
@@ -426,6 +426,9 @@ func (f *folder) keyOf(row []Column, c *Change) ([]Column, string, error) {
 		k, id := fullKey(row)
 		return k, id, nil
 	}
+	if len(f.spec.Columns) == 1 {
+		return oneKey(row, f.spec.Columns[0], c)
+	}
 	key := make([]Column, len(f.spec.Columns))
 	var b strings.Builder
 	for i, name := range f.spec.Columns {
@@ -440,6 +443,24 @@ func (f *folder) keyOf(row []Column, c *Change) ([]Column, string, error) {
 		writeValue(&b, row[j])
 	}
 	return key, b.String(), nil
+}
+
+// oneKey is keyOf for a single key column, the common case, without
+// allocating: the key shares row's array, and the identity is the value
+// itself, or NUL for null (test_decoding text never holds a NUL byte, so
+// no value reads NUL).
+func oneKey(row []Column, name string, c *Change) ([]Column, string, error) {
+	j := indexOf(row, name)
+	if j < 0 {
+		return nil, "", &Error{Seq: c.Seq, LSN: c.LSN, Reason: fmt.Sprintf("%s lacks key column %q", c.Record.Kind, name), Err: ErrNoKey}
+	}
+	if row[j].Unchanged {
+		return nil, "", &Error{Seq: c.Seq, LSN: c.LSN, Reason: fmt.Sprintf("%s key column %q is unchanged-toast-datum", c.Record.Kind, name)}
+	}
+	if row[j].Null {
+		return row[j : j+1 : j+1], "\x00", nil
+	}
+	return row[j : j+1 : j+1], row[j].Value, nil
 }
 
 // fullKey is the key of a REPLICA IDENTITY FULL row: its non-null columns

@@ -591,3 +591,24 @@ func BenchmarkFold(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "changes/s")
 }
+
+// A single text key: the empty string and null are different keys, and
+// neither collides with a value.
+func TestFoldSingleKeyEmptyAndNull(t *testing.T) {
+	k := func(v string) Column { return col("k", "text", v) }
+	res, err := Fold([]Change{
+		ins(1, k(""), a("empty")),
+		ins(2, null("k", "text"), a("null")),
+		ins(3, k("x"), a("x")),
+		ins(4, k(""), a("empty again")),
+	}, KeySpec{Columns: []string{"k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Segments) != 1 || len(res.Segments[0].Upserts) != 3 || res.Replays != 1 {
+		t.Fatalf("segments %+v replays %d", res.Segments, res.Replays)
+	}
+	if got := res.Segments[0].Upserts[0][1].Value; got != "empty again" {
+		t.Fatalf("first upsert a = %q, want the later insert of the empty key", got)
+	}
+}
