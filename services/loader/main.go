@@ -14,6 +14,8 @@ import (
 	_ "net/http/pprof" // served only on REDMS_PPROF_ADDR
 	"os"
 	"runtime/debug"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -187,7 +189,7 @@ func loader(ctx context.Context, cfg Config, log *slog.Logger) error {
 				PullBatch:  cfg.PullBatch,
 				AckMode:    consume.AckMode(cfg.AckMode),
 			},
-		}, js, leases, parks, consume.Deps{JS: js, Applier: applier, Parks: parks, Metrics: m, Log: log})
+		}, js, leases, parks, consume.Deps{JS: js, Applier: crashHook(applier, log), Parks: parks, Metrics: m, Log: log})
 		g.Go(func() error { return readiness(gctx, &health, coord, nc) })
 		log.Info("started", "stream", cfg.Stream, "lease_ttl", cfg.LeaseTTL.String(),
 			"window_duration", cfg.WindowDuration.String(), "window_bytes", cfg.WindowBytes, "window_records", cfg.WindowRecords)
@@ -283,4 +285,42 @@ func applyConfig(cfg Config) (apply.Config, error) {
 		S3SecretAccessKey: cfg.S3SecretAccessKey,
 		S3Region:          cfg.S3Region,
 	}, nil
+}
+
+// crashAfterCommitEnv is a test hook for the end-to-end tests (added by the
+// e2e engineer): REDMS_TEST_CRASH_AFTER_COMMIT=n makes the process exit with
+// code 137, as SIGKILL would, right after its n-th window committed in the
+// warehouse and before that window is acked, so the window is delivered
+// again. Unset or 0 is off; never set it in production.
+const crashAfterCommitEnv = "REDMS_TEST_CRASH_AFTER_COMMIT"
+
+// crashHook wraps the applier with the crash-after-commit hook when the
+// environment asks for it.
+func crashHook(next consume.Applier, log *slog.Logger) consume.Applier {
+	n, err := strconv.ParseInt(os.Getenv(crashAfterCommitEnv), 10, 64)
+	if err != nil || n <= 0 {
+		return next
+	}
+	log.Warn("test hook armed: exiting after a window commit, before its ack", "env", crashAfterCommitEnv, "commits", n)
+	return &crashAfterCommit{next: next, n: n, log: log}
+}
+
+type crashAfterCommit struct {
+	next  consume.Applier
+	n     int64
+	count atomic.Int64
+	log   *slog.Logger
+}
+
+var _ consume.Applier = (*crashAfterCommit)(nil)
+
+// Apply applies the window; after the n-th success (the window's
+// transaction has committed) the process exits before the caller acks.
+func (c *crashAfterCommit) Apply(ctx context.Context, w apply.Window) (apply.Result, error) {
+	res, err := c.next.Apply(ctx, w)
+	if err == nil && c.count.Add(1) == c.n {
+		c.log.Warn("test hook: exiting after a window commit, before its ack", "env", crashAfterCommitEnv, "commits", c.n)
+		os.Exit(137)
+	}
+	return res, err
 }
