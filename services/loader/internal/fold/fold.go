@@ -144,25 +144,31 @@ type entry struct {
 	row  []Column // upsert or update row (update rows may hold Unchanged columns)
 }
 
-// known is what the window knows of a key's current row.
-type known struct {
-	live bool
-	row  []Column
+// slot is one key's state: what the window knows of its current row
+// (known, live, row) and the open segment's entry for it (e, set when seg is
+// the open segment's number). One map of slots costs half the lookups of a
+// map for each.
+type slot struct {
+	known bool
+	live  bool
+	row   []Column
+	seg   int
+	e     entry
 }
 
 type folder struct {
-	spec    KeySpec
-	res     Result
-	seg     *Segment
-	entries map[string]entry
-	order   []string
-	state   map[string]known
+	spec  KeySpec
+	res   Result
+	seg   *Segment
+	segN  int              // number of the open segment, from 1
+	keys  map[string]*slot // by key identity
+	order []*slot          // slots with an entry in the open segment, in first-set order
 }
 
 // Fold folds the changes (INSERT, UPDATE, DELETE, TRUNCATE; others are
 // ignored) of one table's window.
 func Fold(changes []Change, spec KeySpec) (Result, error) {
-	f := &folder{spec: spec, state: make(map[string]known)}
+	f := &folder{spec: spec, keys: make(map[string]*slot)}
 	f.open(false)
 	for i := range changes {
 		c := &changes[i]
@@ -178,7 +184,7 @@ func Fold(changes []Change, spec KeySpec) (Result, error) {
 			f.close()
 			f.open(true)
 			f.note(c)
-			clear(f.state)
+			clear(f.keys)
 		default:
 			continue
 		}
@@ -192,7 +198,7 @@ func Fold(changes []Change, spec KeySpec) (Result, error) {
 
 func (f *folder) open(truncate bool) {
 	f.seg = &Segment{Truncate: truncate}
-	f.entries = make(map[string]entry)
+	f.segN++
 	f.order = f.order[:0]
 }
 
@@ -207,8 +213,8 @@ func (f *folder) note(c *Change) {
 func (f *folder) close() {
 	s := f.seg
 	groups := map[string]int{}
-	for _, k := range f.order {
-		e := f.entries[k]
+	for _, sl := range f.order {
+		e := sl.e
 		switch e.act {
 		case actDelete:
 			s.Deletes = append(s.Deletes, e.key)
@@ -269,11 +275,25 @@ func sameColumns(a, b []Column) bool {
 	return true
 }
 
-func (f *folder) set(k string, e entry) {
-	if _, ok := f.entries[k]; !ok {
-		f.order = append(f.order, k)
+// slot returns the slot of key identity id, creating it.
+func (f *folder) slot(id string) *slot {
+	sl := f.keys[id]
+	if sl == nil {
+		sl = &slot{}
+		f.keys[id] = sl
 	}
-	f.entries[k] = e
+	return sl
+}
+
+// set makes e the open segment's entry for sl and records the row the
+// window then knows for the key.
+func (f *folder) set(sl *slot, e entry, live bool, row []Column) {
+	if sl.seg != f.segN {
+		sl.seg = f.segN
+		f.order = append(f.order, sl)
+	}
+	sl.e = e
+	sl.known, sl.live, sl.row = true, live, row
 }
 
 func (f *folder) insert(c *Change) error {
@@ -284,11 +304,11 @@ func (f *folder) insert(c *Change) error {
 	}
 	f.columnsFor(row)
 	f.note(c)
-	if st, ok := f.state[id]; ok && st.live {
+	sl := f.slot(id)
+	if sl.known && sl.live {
 		f.res.Replays++ // insert of a key the window already has
 	}
-	f.set(id, entry{act: actUpsert, key: key, row: row})
-	f.state[id] = known{live: true, row: row}
+	f.set(sl, entry{act: actUpsert, key: key, row: row}, true, row)
 	return nil
 }
 
@@ -301,11 +321,11 @@ func (f *folder) delete(c *Change) error {
 		return err
 	}
 	f.note(c)
-	if st, ok := f.state[id]; ok && !st.live {
+	sl := f.slot(id)
+	if sl.known && !sl.live {
 		f.res.Replays++ // delete of a deleted key
 	}
-	f.set(id, entry{act: actDelete, key: key})
-	f.state[id] = known{live: false}
+	f.set(sl, entry{act: actDelete, key: key}, false, nil)
 	return nil
 }
 
@@ -328,7 +348,8 @@ func (f *folder) update(c *Change) error {
 	if err != nil {
 		return err
 	}
-	st, seen := f.state[oldID]
+	st := f.keys[oldID]
+	seen := st != nil && st.known
 	if seen && !st.live {
 		f.res.Replays++ // update of a deleted key
 	}
@@ -359,12 +380,10 @@ func (f *folder) update(c *Change) error {
 	case !partial:
 		if moved {
 			f.note(c)
-			f.set(oldID, entry{act: actDelete, key: oldKey})
-			f.state[oldID] = known{live: false}
+			f.set(f.slot(oldID), entry{act: actDelete, key: oldKey}, false, nil)
 		}
 		f.note(c)
-		f.set(newID, entry{act: actUpsert, key: newKey, row: filled})
-		f.state[newID] = known{live: true, row: filled}
+		f.set(f.slot(newID), entry{act: actUpsert, key: newKey, row: filled}, true, filled)
 	case seen && !st.live:
 		// The window deleted the row: an UPDATE of known columns finds nothing.
 		f.note(c)
@@ -374,15 +393,13 @@ func (f *folder) update(c *Change) error {
 		f.open(false)
 		f.columnsFor(row)
 		f.note(c)
-		f.set(newID, entry{act: actUpdate, move: true, key: oldKey, row: filled})
+		f.set(f.slot(newID), entry{act: actUpdate, move: true, key: oldKey, row: filled}, true, filled)
 		f.close()
 		f.open(false)
-		delete(f.state, oldID)
-		f.state[newID] = known{live: true, row: filled}
+		delete(f.keys, oldID)
 	default:
 		f.note(c)
-		f.set(newID, entry{act: actUpdate, key: newKey, row: filled})
-		f.state[newID] = known{live: true, row: filled}
+		f.set(f.slot(newID), entry{act: actUpdate, key: newKey, row: filled}, true, filled)
 	}
 	return nil
 }
