@@ -134,9 +134,18 @@ func runE2E(t *testing.T, r run) {
 		err   error
 	}
 	done := make(chan result, 1)
+	finished := make(chan struct{})
+	runCtx, cancelRun := context.WithCancel(ctx)
 	go func() {
-		st, err := gen.Run(ctx, s.source, duration)
+		defer close(finished)
+		st, err := gen.Run(runCtx, s.source, duration)
 		done <- result{st, err}
+	}()
+	// A test that fails mid-run stops the workload before it ends, so the
+	// workload's logger never outlives the test.
+	defer func() {
+		cancelRun()
+		<-finished
 	}()
 
 	rnd := rand.New(rand.NewPCG(uint64(seed), 7))
