@@ -24,11 +24,13 @@ build:
 	cd services/rsemu && go build -o $(BIN)/redms-rsemu .
 	cd services/devstack && go build -o $(BIN)/redms-devstack .
 
+# Every module runs even when an earlier one fails, so one run shows them all.
 test:
-	@set -e; for m in $(MODULES); do \
+	@failed=""; for m in $(MODULES); do \
 		echo "=== go test $$m"; \
-		(cd $$m && go test $(TESTFLAGS) ./...); \
-	done
+		(cd $$m && go test $(TESTFLAGS) ./...) || failed="$$failed $$m"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi
 
 lint: proto-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
