@@ -264,6 +264,31 @@ func runScenarios(t *testing.T, e *env) {
 		e.apply(w)
 		e.expect("moves", want)
 	})
+	t.Run("replayed key change whose new key exists", func(t *testing.T) {
+		e.t = t
+		// The e2e replay bug: an INSERT and a later key change with the
+		// TOAST value unchanged, replayed in separate windows after the first
+		// pass moved the row. The replayed INSERT re-creates the old key; the
+		// replayed move finds the new key present and must still delete it.
+		big := strings.Repeat("x", 40)
+		ins := e.window("rekey", pk(`table public.rekey: INSERT: id[integer]:11 n[integer]:1 payload[text]:'`+big+`'`))
+		mv := e.window("rekey", pk(`table public.rekey: UPDATE: old-key: id[integer]:11 new-tuple: id[integer]:30 n[integer]:2 payload[text]:unchanged-toast-datum`))
+		e.apply(ins)
+		e.apply(mv)
+		want := `{"id":30,"n":2,"payload":"` + big + `"}`
+		e.expect("rekey", want)
+		e.resetWatermark("rekey")
+		e.apply(ins)
+		e.expect("rekey", `{"id":11,"n":1,"payload":"`+big+`"}
+`+want)
+		e.apply(mv)
+		e.expect("rekey", want)
+		// The move replayed alone (the old key absent, the new one present)
+		// keeps the new row.
+		e.resetWatermark("rekey")
+		e.apply(mv)
+		e.expect("rekey", want)
+	})
 	t.Run("replica identity full", func(t *testing.T) {
 		e.t = t
 		full := func(s string) rec {

@@ -31,7 +31,7 @@ type segPlan struct {
 
 // step is one staging table: created, loaded, used by stmts, dropped.
 type step struct {
-	kind     string // delete, upsert, update, move
+	kind     string // delete, upsert, update, move, oldkey
 	tmp      string
 	tmpCols  []warehouse.Column
 	rows     [][]stage.Value
@@ -286,18 +286,50 @@ func (x *window) planData(sp *segPlan, si int, s fold.Segment, cols []warehouse.
 			}
 			st.rows = append(st.rows, row)
 		}
-		if g.Move {
-			var newKey []warehouse.Match
-			for _, kc := range keyCols {
-				newKey = append(newKey, set[slices.IndexFunc(set, func(m warehouse.Match) bool { return m.Target == kc.Name })])
-			}
-			st.stmts = append(st.stmts, warehouse.DeleteTempWhereExists(st.tmp, x.tgt, newKey))
+		if !g.Move {
+			st.stmts = append(st.stmts, warehouse.UpdateFrom(x.tgt, set, st.tmp, keys))
+			x.res.Rows["update"] += len(st.rows)
+			sp.steps = append(sp.steps, st)
+			continue
 		}
-		st.stmts = append(st.stmts, warehouse.UpdateFrom(x.tgt, set, st.tmp, keys))
+		// A key change whose row the warehouse must complete (DESIGN §4:
+		// delete the old key, upsert the new row). Where the new key exists
+		// (a replay finds the move done) its known columns are set; the
+		// rest move the old row to the new key; then the old key is
+		// deleted either way, or a replayed INSERT of the old key would
+		// leave that row behind for ever.
+		var newKey []warehouse.Match
+		for _, kc := range keyCols {
+			newKey = append(newKey, set[slices.IndexFunc(set, func(m warehouse.Match) bool { return m.Target == kc.Name })])
+		}
+		st.stmts = append(st.stmts,
+			warehouse.UpdateFrom(x.tgt, set, st.tmp, newKey),
+			warehouse.DeleteTempWhereExists(st.tmp, x.tgt, newKey),
+			warehouse.UpdateFrom(x.tgt, set, st.tmp, keys),
+		)
 		x.res.Rows["update"] += len(st.rows)
-		sp.steps = append(sp.steps, st)
+		sp.steps = append(sp.steps, st, oldKeys(si, gi, st.rows, keyCols, x.tgt))
 	}
 	return nil
+}
+
+// oldKeys is the step that deletes the old keys of a move group after the
+// move: a moved row no longer has its old key, so only rows a replay
+// re-created there go. It stages the keys (the first len(keyCols) values of
+// the move step's rows) apart, as the move drops its staging rows whose new
+// key exists.
+func oldKeys(si, gi int, moveRows [][]stage.Value, keyCols []warehouse.Column, tgt warehouse.Table) *step {
+	st := &step{kind: "oldkey", tmp: tempName(si, "oldkey", gi)}
+	match := make([]warehouse.Match, len(keyCols))
+	for i, kc := range keyCols {
+		st.tmpCols = append(st.tmpCols, warehouse.Column{Name: fmt.Sprintf("k%d", i), Type: kc.Type})
+		match[i] = warehouse.Match{Target: kc.Name, Temp: st.tmpCols[i].Name}
+	}
+	for _, r := range moveRows {
+		st.rows = append(st.rows, r[:len(keyCols):len(keyCols)])
+	}
+	st.stmts = []string{warehouse.DeleteUsing(tgt, st.tmp, match, false)}
+	return st
 }
 
 // stage encodes every step's rows and uploads them.

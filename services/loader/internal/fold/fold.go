@@ -95,8 +95,9 @@ type UpdateGroup struct {
 	Columns []string // known columns, in segment column order
 	Rows    []UpdateRow
 	// Move: the rows change their key (Match is the old key). A row whose
-	// new key already exists in the warehouse is not moved: that only
-	// happens when a replay finds the move done already.
+	// new key already exists in the warehouse is not moved (a replay finds
+	// the move done) but has its known columns set; the old key is deleted
+	// either way (a replayed INSERT may have re-created it).
 	Move bool
 }
 
