@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -61,6 +62,8 @@ func (r *recorder) got() [][]uint64 {
 }
 
 type env struct {
+	ns    *testenv.NATS
+	nc    *nats.Conn
 	js    jetstream.JetStream
 	parks *park.Store
 	m     *metrics.Loader
@@ -71,7 +74,7 @@ func setup(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	n := testenv.StartNATS(t)
-	_, js := n.Connect(t)
+	nc, js := n.Connect(t)
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: stream, Subjects: []string{subject.Wildcard}, Retention: jetstream.WorkQueuePolicy,
 		Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew,
@@ -83,7 +86,7 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	tab := subject.Table{DB: "shop", Schema: "public", Name: "orders"}
-	return &env{js: js, parks: parks, m: metrics.New(prometheus.NewRegistry()), table: Table{
+	return &env{ns: n, nc: nc, js: js, parks: parks, m: metrics.New(prometheus.NewRegistry()), table: Table{
 		Ref: tab, Subject: subject.Subject(tab), Consumer: subject.ConsumerName(tab), Key: subject.KVKey(tab), Label: tab.String(),
 	}}
 }
@@ -334,5 +337,64 @@ func TestReplacesAConsumerWithOldSettings(t *testing.T) {
 	}
 	if cfg := c.CachedInfo().Config; !cfg.MemoryStorage || cfg.AckWait != time.Hour {
 		t.Fatalf("consumer settings not replaced: memory %v, ack wait %v", cfg.MemoryStorage, cfg.AckWait)
+	}
+}
+
+// A JetStream restart drops the memory-stored consumer under a running
+// runner; the runner creates it again and every message, published before
+// or after the restart, reaches the applier.
+func TestConsumerLostInRestartIsRecreated(t *testing.T) {
+	e := setup(t)
+	rec := &recorder{}
+	e.publish(t, insert(1), insert(2))
+	e.run(t, config(window.Limits{Duration: 200 * time.Millisecond, Bytes: 1 << 20, Records: 1000}), rec)
+	eventually(t, "the first window", func() bool { return len(rec.got()) == 1 })
+	e.publish(t, insert(3)) // likely still in an open window when the server stops
+
+	e.ns.Restart(t)
+	eventually(t, "the client to reconnect", e.nc.IsConnected)
+	e.publish(t, insert(4), insert(5))
+
+	applied := func() map[uint64]bool {
+		seen := map[uint64]bool{}
+		for _, w := range rec.got() {
+			for _, seq := range w {
+				seen[seq] = true
+			}
+		}
+		return seen
+	}
+	eventually(t, "every message applied", func() bool { return len(applied()) == 5 })
+	for seq := uint64(1); seq <= 5; seq++ {
+		if !applied()[seq] {
+			t.Fatalf("windows %v miss seq %d", rec.got(), seq)
+		}
+	}
+	eventually(t, "the stream to empty", func() bool { return e.streamMsgs(t) == 0 })
+	if _, err := e.js.Consumer(context.Background(), stream, e.table.Consumer); err != nil {
+		t.Fatalf("consumer not recreated: %v", err)
+	}
+}
+
+// While the consumer is missing the backlog gauge counts the table's
+// messages left in the stream instead of reading 0.
+func TestBacklogWithoutConsumerCountsTheStream(t *testing.T) {
+	e := setup(t)
+	e.publish(t, insert(1), insert(2), insert(3))
+	r := NewRunner(e.table, config(window.Limits{Duration: time.Hour, Bytes: 1 << 20, Records: 1000}),
+		Deps{JS: e.js, Applier: &recorder{}, Parks: e.parks, Metrics: e.m, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx := context.Background()
+	cons, err := r.consumer(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.js.DeleteConsumer(ctx, stream, e.table.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	if missing := r.report(ctx, cons); !missing {
+		t.Fatal("report did not notice the missing consumer")
+	}
+	if v := testutil.ToFloat64(e.m.Backlog.WithLabelValues("public.orders")); v != 3 {
+		t.Fatalf("backlog = %v, want the 3 messages in the stream", v)
 	}
 }
