@@ -19,6 +19,7 @@ import (
 
 	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/pkg/walheader"
+	"github.com/redms/redms/services/rsemu/emu"
 )
 
 // benchChanges is the window the benchmark applies; benchSample is how many
@@ -102,7 +103,8 @@ func warehouseDigest(ctx context.Context, conn *pgx.Conn, table string) (string,
 // redms-loader binary from the stream; (c) row by row, each change its own
 // autocommit statement (a 20k sample, rate extrapolated). Rates are window
 // changes per second for all three, so the ratios compare the time each
-// takes to bring the target to the same state.
+// takes to bring the target to the same state. (d) applies the same window
+// with REDMS_WAREHOUSE_DIALECT=redshift through redms-rsemu in the same run.
 func BenchmarkLoader(b *testing.B) {
 	ctx := context.Background()
 	changes, final := benchWorkload()
@@ -135,6 +137,29 @@ func BenchmarkLoader(b *testing.B) {
 		b.Fatalf("loader target digest %q (%v), want %q", got, err, want)
 	}
 
+	// (d) the same window through the Redshift dialect into redms-rsemu
+	// (Redshift SQL, COPY … MANIFEST GZIP CSV from S3) over the same
+	// warehouse Postgres.
+	rsBytes := publishBench(b, w, "bench_rs", changes)
+	rs := startEmulator(b, w)
+	start = time.Now()
+	p = w.start(b, "bench-rs", map[string]string{
+		"REDMS_WAREHOUSE_DIALECT": "redshift",
+		"REDMS_WAREHOUSE_URL":     "postgres://postgres@" + rs.Addr() + "/warehouse?sslmode=disable",
+		"REDMS_WINDOW_RECORDS":    strconv.Itoa(benchChanges),
+		"REDMS_WINDOW_BYTES":      strconv.FormatInt(rsBytes+1<<20, 10),
+		"REDMS_WINDOW_DURATION":   "10m",
+		"REDMS_LOG_LEVEL":         "info",
+	})
+	eventually(b, 30*time.Minute, "the redshift-dialect loader to apply and ack the window", func() bool {
+		return w.backlog(b, "bench_rs") == 0
+	})
+	rsTime := time.Since(start)
+	p.kill()
+	if got, err := warehouseDigest(ctx, conn, "bench_rs"); err != nil || got != want {
+		b.Fatalf("redshift-dialect target digest %q (%v), want %q", got, err, want)
+	}
+
 	// (a) reference: COPY of the final rows plus the merge.
 	copyTime := referenceCopy(b, conn, changes, final)
 	if got, err := warehouseDigest(ctx, conn, "bench_ref"); err != nil || got != want {
@@ -152,10 +177,13 @@ func BenchmarkLoader(b *testing.B) {
 	b.ReportMetric(loaderRate/copyRate, "loader/copy-ratio")
 	b.ReportMetric(loaderRate/rbrRate, "loader/rowbyrow-ratio")
 	b.ReportMetric(float64(hwm)/(1<<20), "loader-peak-rss-MB")
+	rsRate := float64(benchChanges) / rsTime.Seconds()
+	b.ReportMetric(rsRate, "loader-redshift-emu-rows/s")
+	b.ReportMetric(rsRate/loaderRate, "redshift-emu/postgres-ratio")
 	b.ReportMetric(float64(windowBytes)/(1<<20), "window-MB")
-	b.Logf("window: %d changes, %d final rows, %.0f MiB; loader %v, copy+merge %v, row-by-row %d changes in %v (extrapolated)",
-		benchChanges, len(final), float64(windowBytes)/(1<<20), loaderTime.Round(time.Millisecond), copyTime.Round(time.Millisecond),
-		benchSample, rbrTime.Round(time.Millisecond))
+	b.Logf("window: %d changes, %d final rows, %.0f MiB; loader %v (redshift dialect via rsemu %v), copy+merge %v, row-by-row %d changes in %v (extrapolated)",
+		benchChanges, len(final), float64(windowBytes)/(1<<20), loaderTime.Round(time.Millisecond), rsTime.Round(time.Millisecond),
+		copyTime.Round(time.Millisecond), benchSample, rbrTime.Round(time.Millisecond))
 }
 
 // publishBench publishes the changes asynchronously, 1000 changes per
@@ -168,7 +196,12 @@ func publishBench(b *testing.B, w *world, table string, changes []benchChange) i
 	}
 	subj := subject.Subject(tableRef(table))
 	var size int64
-	lsn := uint64(0x10000000)
+	// LSNs come from the world's counter so a second window's Nats-Msg-Ids
+	// differ from the first's (the stream would drop them as duplicates).
+	w.mu.Lock()
+	lsn := w.lsn
+	w.lsn += uint64(8 * (len(changes) + 1000))
+	w.mu.Unlock()
 	commitTime := time.Now().UTC()
 	for i, c := range changes {
 		lsn += 8
@@ -295,4 +328,24 @@ func peakRSS(b *testing.B, pid int) int64 {
 	}
 	b.Fatal("no VmHWM in /proc status")
 	return 0
+}
+
+// startEmulator runs redms-rsemu in-process in front of the world's
+// warehouse Postgres and S3 server.
+func startEmulator(b *testing.B, w *world) *emu.Server {
+	b.Helper()
+	srv, err := emu.Start(context.Background(), emu.Config{
+		Listen: "127.0.0.1:0", PostgresURL: w.pg.URL("postgres"),
+		S3Endpoint: w.s3.Endpoint(), S3Region: w.s3.Region(),
+		S3AccessKeyID: w.s3.AccessKeyID(), S3SecretAccessKey: w.s3.SecretAccessKey(),
+	})
+	if err != nil {
+		b.Fatalf("start redshift emulator: %v", err)
+	}
+	b.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			b.Errorf("close redshift emulator: %v", err)
+		}
+	})
+	return srv
 }
