@@ -39,6 +39,9 @@ func Config(s Settings) jetstream.StreamConfig {
 		MaxMsgs:     -1,
 		MaxAge:      0,
 		Duplicates:  s.DedupWindow,
+		// Direct access lets `nats stream view` page a work-queue stream
+		// (it refuses otherwise); reads never remove or ack anything.
+		AllowDirect: true,
 	}
 }
 

@@ -12,6 +12,9 @@ func TestValidate(t *testing.T) {
 	if err := Validate(good); err != nil {
 		t.Fatalf("own config rejected: %v", err)
 	}
+	if !good.AllowDirect {
+		t.Error("stream without direct access: `nats stream view` cannot page a work-queue stream")
+	}
 	cases := []struct {
 		name   string
 		change func(*jetstream.StreamConfig)
