@@ -39,14 +39,13 @@ lint: proto-check
 		(cd $$m && go vet ./... && $(TOOLS)/staticcheck ./...); \
 	done
 
-# Runs every fuzz target for FUZZTIME each.
+# Runs every fuzz target of every module's packages for FUZZTIME each.
 fuzz:
 	@set -e; for m in $(MODULES); do \
-		for f in $$(cd $$m && grep -rl --include='*_test.go' '^func Fuzz' . 2>/dev/null); do \
-			dir=$$(dirname $$f); \
-			for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$m/$$f | cut -d' ' -f2); do \
-				echo "=== fuzz $$m/$$dir $$t"; \
-				(cd $$m && go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$dir); \
+		for d in $$(cd $$m && go list -f '{{.Dir}}' ./...); do \
+			for t in $$(cat $$d/*_test.go 2>/dev/null | grep -o '^func Fuzz[A-Za-z0-9_]*' | cut -d' ' -f2); do \
+				echo "=== fuzz $$d $$t"; \
+				(cd $$d && go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) .); \
 			done; \
 		done; \
 	done
