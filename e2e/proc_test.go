@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,17 +36,6 @@ type proc struct {
 	starts   int
 	exits    []string // unexpected exits, for the report
 	exitCode int
-}
-
-// freeAddr returns 127.0.0.1:<a port free right now>.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // baseEnv is the test's environment without REDMS_ and AWS_ settings, so a

@@ -139,7 +139,7 @@ func (s *stack) procs() []*proc {
 
 func (s *stack) startRsemu(t *testing.T, warehouseURL string) {
 	t.Helper()
-	listen := freeAddr(t)
+	listen := testenv.FreeAddr(t)
 	s.rsemu = &proc{
 		name: "rsemu",
 		bin:  binary(t, "rsemu"),
@@ -177,7 +177,7 @@ func (s *stack) startCapture(t *testing.T, slot string, extra ...string) {
 			name:        "capture",
 			bin:         binary(t, "capture"),
 			logPath:     filepath.Join(s.logDir, "capture.log"),
-			metricsAddr: freeAddr(t),
+			metricsAddr: testenv.FreeAddr(t),
 		}
 	}
 	s.capture.env = append([]string{
@@ -201,7 +201,7 @@ func (s *stack) startLoaders(t *testing.T, n int) {
 			name:        fmt.Sprintf("loader-%d", i),
 			bin:         binary(t, "loader"),
 			logPath:     filepath.Join(s.logDir, fmt.Sprintf("loader-%d.log", i)),
-			metricsAddr: freeAddr(t),
+			metricsAddr: testenv.FreeAddr(t),
 		}
 		s.loaders = append(s.loaders, p)
 		s.startLoader(t, p)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -94,16 +93,6 @@ type captureProc struct {
 	stderr *syncBuffer
 	done   chan struct{}
 	err    error
-}
-
-// freeAddr returns a free 127.0.0.1 TCP address.
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // startCapture runs the binary with env (REDMS_* values) and args.

@@ -35,7 +35,7 @@ CREATE TABLE logs_2024_01 (id int PRIMARY KEY, msg text);
 	env := liveEnv(url, ns.URL(), "capture_live")
 	env["REDMS_EXCLUDE_TABLES"] = "public.secret"
 	env["REDMS_PARTITION_SUFFIX_REGEXP"] = `_\d{4}_\d{2}$`
-	env["REDMS_METRICS_ADDR"] = freeAddr(t)
+	env["REDMS_METRICS_ADDR"] = testenv.FreeAddr(t)
 	p := startCapture(t, env)
 	eventually(t, 30*time.Second, "slot created", func() bool { return slotConfirmed(t, db, "capture_live") != 0 })
 

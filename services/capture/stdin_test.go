@@ -220,7 +220,7 @@ func TestStdinBadRecord(t *testing.T) {
 		"table public.t: INSERT: id[integer]:3\n" +
 		"COMMIT 10\n"
 	// With the metrics server on, the run still ends at the end of input.
-	out, stderr, code := runStdin(t, []byte(input), map[string]string{"REDMS_METRICS_ADDR": freeAddr(t)}, "--stdin", "--dry-run")
+	out, stderr, code := runStdin(t, []byte(input), map[string]string{"REDMS_METRICS_ADDR": testenv.FreeAddr(t)}, "--stdin", "--dry-run")
 	if code == 0 {
 		t.Errorf("exit status 0 with a bad record")
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -251,16 +250,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // env is the loader's environment against w; extra overrides.
 func (w *world) env(t testing.TB, replica, metricsAddr string, extra map[string]string) []string {
 	vars := map[string]string{
@@ -292,7 +281,7 @@ func (w *world) env(t testing.TB, replica, metricsAddr string, extra map[string]
 // start runs a loader replica until the test ends (then SIGKILL if needed).
 func (w *world) start(t testing.TB, replica string, extra map[string]string) *proc {
 	t.Helper()
-	p := &proc{t: t, logs: &lockedBuffer{}, metrics: freePort(t), done: make(chan struct{})}
+	p := &proc{t: t, logs: &lockedBuffer{}, metrics: testenv.FreeAddr(t), done: make(chan struct{})}
 	p.cmd = exec.Command(loaderBin)
 	p.cmd.Env = w.env(t, replica, p.metrics, extra)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
