@@ -13,7 +13,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 1x
 TESTFLAGS ?= -race -shuffle=on -count=1 -timeout 28m
 
-.PHONY: all build test lint fuzz bench demo proto proto-check tools docker clean
+.PHONY: all build test lint fuzz bench demo docs proto proto-check tools docker clean
 
 all: build
 
@@ -58,6 +58,10 @@ bench:
 
 demo: build
 	$(BIN)/redms-devstack demo
+
+# Regenerates README's configuration reference from the Config structs.
+docs:
+	cd deploycheck && go test -count=1 -run TestConfigReference -update .
 
 tools:
 	@mkdir -p $(TOOLS)

@@ -67,6 +67,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer flushSentry()
+	// A panic on this goroutine reaches Sentry before the process dies.
+	defer func() {
+		if r := recover(); r != nil {
+			service.ReportPanic(r)
+			flushSentry()
+			panic(r)
+		}
+	}()
 	log = slog.New(service.SentryHandler(log.Handler())).With("service", "redms-capture")
 
 	if *cpuProfile != "" {

@@ -89,6 +89,14 @@ func serve(ctx context.Context, stderr io.Writer) int {
 		return 2
 	}
 	defer flush()
+	// A panic on this goroutine reaches Sentry before the process dies.
+	defer func() {
+		if r := recover(); r != nil {
+			service.ReportPanic(r)
+			flush()
+			panic(r)
+		}
+	}()
 	// Every Error line (a parked table, a lost lease) becomes a Sentry event.
 	log = slog.New(service.SentryHandler(log.Handler())).With("service", "redms-loader", "replica", cfg.ReplicaID)
 	if os.Getenv("GOMEMLIMIT") == "" {
