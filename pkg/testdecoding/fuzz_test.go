@@ -180,7 +180,7 @@ func FuzzRoundTrip(f *testing.F) {
 			}
 		case KindInsert, KindUpdate, KindDelete:
 			if !typeOK(colType) {
-				t.Skip("type text that format_type cannot print")
+				return // type text that format_type cannot print: not an input Postgres produces
 			}
 			rec.Table = tbl
 			if flags&8 != 0 && flags&0x10 == 0 {
@@ -204,7 +204,7 @@ func FuzzRoundTrip(f *testing.F) {
 			rec.Restart, rec.Cascade = flags&1 != 0, flags&2 != 0
 		case KindMessage:
 			if strings.Contains(prefix, ", sz: ") {
-				t.Skip("a prefix holding a message header is ambiguous in test_decoding's format")
+				return // a prefix holding a message header is ambiguous in test_decoding's format
 			}
 			rec.Transactional = flags&1 != 0
 			rec.Prefix, rec.Content = prefix, content
