@@ -1,6 +1,6 @@
 # redms — see README.md. Every module builds and tests on its own (GOWORK=off).
 SHELL := /bin/bash
-MODULES := pkg services/capture services/loader services/rsemu services/devstack .
+MODULES := pkg services/capture services/loader services/rsemu services/devstack services/verify .
 BIN := $(CURDIR)/bin
 TOOLS := $(CURDIR)/.tools
 export GOWORK := off
@@ -13,7 +13,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 1x
 TESTFLAGS ?= -race -shuffle=on -count=1 -timeout 28m
 
-.PHONY: all build test lint fuzz bench demo docs proto proto-check tools docker clean
+.PHONY: all build test lint fuzz bench soak demo docs proto proto-check tools docker clean
 
 all: build
 
@@ -23,6 +23,7 @@ build:
 	cd services/loader && go build -o $(BIN)/redms-loader .
 	cd services/rsemu && go build -o $(BIN)/redms-rsemu .
 	cd services/devstack && go build -o $(BIN)/redms-devstack .
+	cd services/verify && go build -o $(BIN)/redms-verify .
 
 # Every module runs even when an earlier one fails, so one run shows them all.
 test:
@@ -55,6 +56,16 @@ bench:
 		echo "=== bench $$m"; \
 		(cd $$m && go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...); \
 	done
+
+# Long runs of the end-to-end tests: pgbench flat out through the Redshift
+# emulator for 5 minutes (make test runs it for 30 s), then the randomized
+# fault soak for SOAK (make test runs it for 2 minutes). A failing soak
+# prints its seed: replay it with make soak SOAK=<d> REDMS_SOAK_SEED=<seed>.
+SOAK_PGBENCH_DURATION ?= 5m
+SOAK ?= 10m
+soak:
+	cd e2e && REDMS_E2E_PGBENCH_DURATION=$(SOAK_PGBENCH_DURATION) go test -race -count=1 -timeout 60m -v -run 'TestPgbenchRedshift$$' .
+	cd e2e && REDMS_SOAK_DURATION=$(SOAK) go test -race -count=1 -timeout 180m -v -run 'TestSoak$$' .
 
 demo: build
 	$(BIN)/redms-devstack demo

@@ -21,7 +21,11 @@ func RenderReference(bins []Binary) []byte {
 	b.WriteString("Every binary reads its configuration once at start from `REDMS_*`\n" +
 		"environment variables (envconfig). Durations are Go durations (`500ms`, `20s`,\n" +
 		"`2m`); an empty default means unset. Under systemd they come from\n" +
-		"`/etc/redms/*.env` (`deploy/systemd`), under Compose from `docker-compose.yml`.\n")
+		"`/etc/redms/*.env` (`deploy/systemd`), under Compose from `docker-compose.yml`.\n" +
+		"The settings the services share (NATS, stream, metrics, logging, shutdown,\n" +
+		"Sentry, pprof) are declared once, in `pkg/service/settings.go`, and the\n" +
+		"warehouse settings redms-loader and redms-verify share (URL, dialect, schemas,\n" +
+		"type mapping) in `pkg/typemap/settings.go`.\n")
 	for _, bin := range bins {
 		fmt.Fprintf(&b, "\n### %s\n\nDeclared in `%s`.\n\n", bin.Name, bin.Struct)
 		b.WriteString("| variable | default | type | meaning |\n|---|---|---|---|\n")

@@ -188,9 +188,9 @@ type pkgInfo struct {
 	files    []*ast.File
 }
 
-// processCall finds the first envconfig.Process(prefix, &v) call of the
-// package and the named type v is declared with in the same function
-// (var v T, v := T{} or v := &T{}).
+// processCall finds the first envconfig.Process(prefix, &v) or
+// service.ReadEnv(prefix, &v) call of the package and the named type v is
+// declared with in the same function (var v T, v := T{} or v := &T{}).
 func (p *pkgInfo) processCall() (typ, prefix string, ok bool) {
 	for _, f := range p.files {
 		for _, decl := range f.Decls {
@@ -207,10 +207,10 @@ func (p *pkgInfo) processCall() (typ, prefix string, ok bool) {
 					return true
 				}
 				sel, isSel := call.Fun.(*ast.SelectorExpr)
-				if !isSel || sel.Sel.Name != "Process" {
+				if !isSel {
 					return true
 				}
-				if x, isIdent := sel.X.(*ast.Ident); !isIdent || p.imports[x.Name] != "github.com/kelseyhightower/envconfig" {
+				if x, isIdent := sel.X.(*ast.Ident); !isIdent || !readsEnv(p.imports[x.Name], sel.Sel.Name) {
 					return true
 				}
 				lit, isLit := call.Args[0].(*ast.BasicLit)
@@ -234,6 +234,15 @@ func (p *pkgInfo) processCall() (typ, prefix string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// readsEnv reports whether the function name of the package at import path
+// reads a configuration struct from the environment: envconfig.Process, or
+// service.ReadEnv (which applies the defaults tags of embedded Settings
+// first, see gather).
+func readsEnv(path, name string) bool {
+	return path == "github.com/kelseyhightower/envconfig" && name == "Process" ||
+		path == modulePath+"/pkg/service" && name == "ReadEnv"
 }
 
 // declaredType is the type name variable name is declared with in body.
@@ -359,7 +368,10 @@ func (l *loader) resolve(p *pkgInfo, expr ast.Expr) (*pkgInfo, *ast.StructType, 
 // gather follows envconfig v1.4's rules: the key is the envconfig tag, else
 // the field name (split at word boundaries with split_words:"true"),
 // upper-cased and joined to the prefix with "_". An embedded struct adds its
-// fields under the same prefix, a named struct field under its own key.
+// fields under the same prefix, a named struct field under its own key. A
+// defaults tag on an embedded struct, `defaults:"KEY=value …"`, gives the
+// embedded fields with those keys their default (service.ReadEnv sets them
+// before envconfig runs).
 func (l *loader) gather(p *pkgInfo, st *ast.StructType, prefix string) ([]Var, error) {
 	var vars []Var
 	for _, f := range st.Fields.List {
@@ -399,6 +411,9 @@ func (l *loader) gather(p *pkgInfo, st *ast.StructType, prefix string) ([]Var, e
 				if err != nil {
 					return nil, err
 				}
+				if err := applyDefaults(sub, tag.Get("defaults"), inner); err != nil {
+					return nil, fmt.Errorf("%s: %w", n.Name, err)
+				}
 				vars = append(vars, sub...)
 				continue
 			}
@@ -419,6 +434,31 @@ func (l *loader) gather(p *pkgInfo, st *ast.StructType, prefix string) ([]Var, e
 		seen[v.Name] = true
 	}
 	return vars, nil
+}
+
+// applyDefaults sets the defaults a defaults tag gives the variables of an
+// embedded struct gathered under prefix.
+func applyDefaults(vars []Var, tag, prefix string) error {
+	for _, pair := range strings.Fields(tag) {
+		key, value, ok := strings.Cut(pair, "=")
+		if !ok {
+			return fmt.Errorf("defaults %q: want KEY=value", pair)
+		}
+		name := key
+		if prefix != "" {
+			name = prefix + "_" + key
+		}
+		found := false
+		for i := range vars {
+			if vars[i].Name == name {
+				vars[i].Default, found = value, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("defaults name %s, which the struct does not declare", key)
+		}
+	}
+	return nil
 }
 
 func tagOf(f *ast.Field) reflect.StructTag {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -63,6 +64,52 @@ type Config struct{ Other string `+"`envconfig:\"OTHER\"`"+` }`)
 	}
 	if b.Struct != "services/demo/config.go" || b.Name != "redms-demo" {
 		t.Errorf("binary %q declared in %q", b.Name, b.Struct)
+	}
+}
+
+// TestLoadBinaryReadEnv: a binary whose main reads its Config with
+// service.ReadEnv, embedding shared settings that get a per-binary default
+// from a defaults tag.
+func TestLoadBinaryReadEnv(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "pkg/service/settings.go", `package service
+type Settings struct {
+	MetricsAddr string `+"`envconfig:\"METRICS_ADDR\" desc:\"m\"`"+`
+	LogLevel    string `+"`envconfig:\"LOG_LEVEL\" default:\"info\" desc:\"l\"`"+`
+}`)
+	write(t, root, "services/demo/config.go", `package main
+import "github.com/redms/redms/pkg/service"
+type Config struct {
+	service.Settings `+"`defaults:\"METRICS_ADDR=:9101\"`"+`
+	Slot string `+"`envconfig:\"SLOT\" default:\"redms\" desc:\"s\"`"+`
+	parsed []string
+}
+type Other struct{ X string `+"`envconfig:\"X\"`"+` }
+func readConfig() (Config, error) {
+	var cfg Config
+	err := service.ReadEnv("REDMS", &cfg)
+	return cfg, err
+}`)
+	b, ok, err := LoadBinary(root, "services/demo")
+	if err != nil || !ok {
+		t.Fatalf("LoadBinary: ok=%v err=%v", ok, err)
+	}
+	want := []Var{
+		{Name: "REDMS_METRICS_ADDR", Default: ":9101", Desc: "m", Type: "string"},
+		{Name: "REDMS_LOG_LEVEL", Default: "info", Desc: "l", Type: "string"},
+		{Name: "REDMS_SLOT", Default: "redms", Desc: "s", Type: "string"},
+	}
+	if !reflect.DeepEqual(b.Vars, want) {
+		t.Errorf("vars:\n got %+v\nwant %+v", b.Vars, want)
+	}
+	write(t, root, "services/demo/config.go", `package main
+import "github.com/redms/redms/pkg/service"
+type Config struct {
+	service.Settings `+"`defaults:\"METRICS_PORT=9101\"`"+`
+	Slot string `+"`envconfig:\"SLOT\"`"+`
+}`)
+	if _, _, err := LoadBinary(root, "services/demo"); err == nil || !strings.Contains(err.Error(), "METRICS_PORT") {
+		t.Errorf("LoadBinary with a default for an undeclared key: %v, want an error naming it", err)
 	}
 }
 

@@ -2,20 +2,25 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/redms/redms/pkg/demo/verify"
+	"github.com/redms/redms/pkg/demo/workload"
+	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/pkg/typemap"
-	"github.com/redms/redms/pkg/verify"
-	"github.com/redms/redms/pkg/workload"
 )
 
 // run is one end-to-end scenario.
@@ -34,6 +39,18 @@ type run struct {
 	// natsRestart stops NATS for two seconds mid-run and starts it again on
 	// the same port and store.
 	natsRestart bool
+	// cluster runs on a 3-node NATS cluster (stream and buckets R3) with a
+	// standby capture, and stops the stream leader, the meta leader and a
+	// node leading neither (restarting each), and SIGKILLs the active
+	// capture so that the standby takes over.
+	cluster bool
+	// overlap forces a lease overlap once: the owner of public.customers is
+	// SIGSTOPped inside its window transaction, past its lease TTL, until
+	// another loader owns the table and runs a window of it too, then
+	// SIGCONTed (both owners' transactions are open at once).
+	overlap bool
+	// isolation is redms-rsemu's --isolation (empty: its default, SNAPSHOT).
+	isolation string
 }
 
 const (
@@ -48,8 +65,15 @@ func TestEndToEnd(t *testing.T) {
 	runE2E(t, run{dialect: "postgres", duration: 60 * time.Second, chaos: true})
 }
 
+// TestEndToEndRedshift runs through redms-rsemu at its default SNAPSHOT
+// isolation, with SIGKILLs and a forced lease overlap.
 func TestEndToEndRedshift(t *testing.T) {
-	runE2E(t, run{dialect: "redshift", duration: 60 * time.Second, chaos: true})
+	runE2E(t, run{dialect: "redshift", duration: 60 * time.Second, chaos: true, overlap: true})
+}
+
+// TestEndToEndRedshiftSerializable is the same at SERIALIZABLE isolation.
+func TestEndToEndRedshiftSerializable(t *testing.T) {
+	runE2E(t, run{dialect: "redshift", duration: 45 * time.Second, chaos: true, overlap: true, isolation: "serializable"})
 }
 
 // TestEndToEndNATSRestart restarts the JetStream server under load: both
@@ -57,6 +81,12 @@ func TestEndToEndRedshift(t *testing.T) {
 // may have lost its consumers.
 func TestEndToEndNATSRestart(t *testing.T) {
 	runE2E(t, run{dialect: "postgres", duration: 30 * time.Second, natsRestart: true})
+}
+
+// TestEndToEndCluster: the production shape (docs/DESIGN.md §9) under its
+// failovers; the warehouse ends equal to the source, row by row.
+func TestEndToEndCluster(t *testing.T) {
+	runE2E(t, run{dialect: "postgres", duration: 45 * time.Second, cluster: true})
 }
 
 func TestEndToEndReplay(t *testing.T) {
@@ -86,7 +116,11 @@ func runE2E(t *testing.T, r run) {
 	ctx := context.Background()
 	seed, duration := seedAndDuration(t, r.duration)
 	t.Logf("workload seed %d (rerun with REDMS_E2E_SEED=%d), duration %v, dialect %s", seed, seed, duration, r.dialect)
-	s := newStack(t, r.dialect)
+	var rsemuArgs []string
+	if r.isolation != "" {
+		rsemuArgs = append(rsemuArgs, "--isolation", r.isolation)
+	}
+	s := newStackOn(t, r.dialect, r.cluster, rsemuArgs...)
 
 	var captureEnv []string
 	if r.replay {
@@ -102,7 +136,15 @@ func runE2E(t *testing.T, r run) {
 		// replayed changes of one row often land in different windows.
 		s.loaderEnv = append(s.loaderEnv, "REDMS_WINDOW_RECORDS=40")
 	}
+	if r.cluster {
+		// A PubAck timeout shorter than the cut-off below, so capture
+		// moves off a cut-off node rather than wait for it to heal.
+		captureEnv = append(captureEnv, "REDMS_ACK_TIMEOUT=2s")
+	}
 	s.startCapture(t, slot, captureEnv...)
+	if r.cluster {
+		s.startStandby(t, slot, captureEnv...)
+	}
 	s.startLoaders(t, 2)
 	if r.replay {
 		// Replace loader-0 by an incarnation that crashes after its 3rd commit.
@@ -156,9 +198,20 @@ func runE2E(t *testing.T, r run) {
 	midApplyAt := start.Add(duration * 3 / 10)
 	replayAt := start.Add(duration / 2)
 	captureKillAt := start.Add(duration * 6 / 10)
+	overlapAt := start.Add(duration * 4 / 10)
 	natsRestartAt := start.Add(duration / 2)
+	// cluster: node faults at 15, 30, 58 and 70 % (the last, a 10 s cut,
+	// ends before the workload does), the capture takeover at 45 %.
+	nodeFaultAt := []time.Time{start.Add(duration * 15 / 100), start.Add(duration * 3 / 10), start.Add(duration * 58 / 100), start.Add(duration * 7 / 10)}
+	takeoverAt := start.Add(duration * 45 / 100)
+	var fresh *freshness
+	var failovers []failover
+	if r.cluster {
+		fresh = s.startFreshness(t)
+	}
 	crashWatched := false
 	var seqBeforeReplay uint64
+	var changesBeforeReplay float64
 	slotInUse := slot
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -183,12 +236,83 @@ loop:
 			}
 			continue
 		}
+		if r.overlap && !ev.overlap && now.After(overlapAt) {
+			desc, err := s.forceOverlap(ctx, t)
+			if err != nil {
+				t.Logf("lease overlap: not this time (%v); retrying in 2s", err)
+				overlapAt = time.Now().Add(2 * time.Second)
+			} else {
+				ev.overlap = true
+				t.Logf("REQUIRED EVENT: %s", desc)
+			}
+			continue
+		}
 		if r.chaos && ev.captureKills == 0 && now.After(captureKillAt) {
 			s.capture.kill(t)
 			ev.captureKills++
 			t.Logf("SIGKILL capture; restarting it on the same slot (it re-reads from the confirmed position)")
 			time.Sleep(500 * time.Millisecond)
 			s.capture.start(t)
+			continue
+		}
+		if r.cluster && len(ev.nodeFaults) < len(nodeFaultAt) && now.After(nodeFaultAt[len(ev.nodeFaults)]) {
+			var node int
+			var what string
+			cut := false
+			switch len(ev.nodeFaults) {
+			case 0:
+				node, what = s.cluster.LeaderOf(t, streamName), "stream leader"
+			case 1:
+				node, what = s.cluster.MetaLeader(), "meta leader"
+			case 2:
+				leader, meta := s.cluster.LeaderOf(t, streamName), s.cluster.MetaLeader()
+				for node = 0; node == leader || node == meta; node++ {
+				}
+				what = "node leading nothing"
+			default:
+				// The node a loader is on, cut off by the route proxies
+				// (its clients stay connected to it).
+				name := "redms-loader " + s.loaders[0].replica()
+				node, what, cut = s.cluster.ClientNode(name), s.loaders[0].name+"'s node", true
+				if node < 0 {
+					t.Logf("%s is connected to no node; trying again", name)
+					continue
+				}
+			}
+			if cut {
+				t.Logf("cutting off node %d, which has the clients %q", node, s.cluster.ClientsOn(node))
+			}
+			began := time.Now()
+			if cut {
+				// Longer than capture's PubAck timeout and a re-send.
+				s.cluster.Partition(node)
+				time.Sleep(10 * time.Second)
+				s.cluster.Heal(node)
+				what += " cut off"
+			} else {
+				s.cluster.Stop(node)
+				time.Sleep(3 * time.Second)
+				s.cluster.Restart(t, node)
+				what += " stopped"
+			}
+			ev.nodeFaults = append(ev.nodeFaults, fmt.Sprintf("%s (node %d)", what, node))
+			failovers = append(failovers, failover{what: "NATS " + ev.nodeFaults[len(ev.nodeFaults)-1], start: began, end: time.Now()})
+			t.Logf("REQUIRED EVENT: NATS %s for %s, then back", ev.nodeFaults[len(ev.nodeFaults)-1], time.Since(began).Round(100*time.Millisecond))
+			continue
+		}
+		if r.cluster && ev.takeover == 0 && now.After(takeoverAt) {
+			killed := time.Now()
+			s.capture.kill(t)
+			testenv.Eventually(t, time.Minute, "the standby capture taking over", func() bool {
+				m, err := s.standby.metrics()
+				v, ok := m.Value("redms_capture_ready")
+				return err == nil && ok && v == 1
+			})
+			ev.takeover = time.Since(killed)
+			failovers = append(failovers, failover{what: "active capture SIGKILLed, the standby taking over", start: killed, end: time.Now()})
+			t.Logf("REQUIRED EVENT: active capture SIGKILLed; the standby took over after %s; the killed one restarts as the standby", ev.takeover.Round(10*time.Millisecond))
+			s.capture, s.standby = s.standby, s.capture
+			s.standby.start(t)
 			continue
 		}
 		if r.natsRestart && !ev.natsRestarted && now.After(natsRestartAt) {
@@ -219,6 +343,9 @@ loop:
 			s.startLoader(t, s.loaders[0])
 		}
 		if r.replay && !ev.respawnedCapture && now.After(replayAt) {
+			if m, err := s.capture.metrics(); err == nil {
+				changesBeforeReplay = m.Sum("redms_capture_changes_published_total")
+			}
 			s.capture.kill(t)
 			seqBeforeReplay = s.lastSeq(ctx, t)
 			time.Sleep(1500 * time.Millisecond) // past the 1s dedup window
@@ -250,6 +377,9 @@ loop:
 		}
 	}
 
+	if fresh != nil {
+		fresh.end()
+	}
 	s.restartDead(t)
 	markerLSN := s.writeMarker(t, 1)
 	s.waitCaughtUp(t, slotInUse, markerLSN, 90*time.Second)
@@ -270,21 +400,40 @@ loop:
 				"(no warehouse apply transaction ever waited on the test's lock on public.customers with objects staged in S3)")
 		}
 	}
+	if r.overlap && !ev.overlap {
+		t.Errorf("required event did not happen: no lease overlap (an owner paused inside its window transaction while another owner ran a window of the table)")
+	}
 	if r.natsRestart && !ev.natsRestarted {
 		t.Errorf("required event did not happen: NATS was not restarted")
+	}
+	if r.cluster {
+		if len(ev.nodeFaults) < len(nodeFaultAt) || ev.takeover == 0 {
+			t.Errorf("required events did not happen: node faults %v (want %d), standby takeover %v", ev.nodeFaults, len(nodeFaultAt), ev.takeover > 0)
+		}
+		t.Logf("cluster run: node faults %v; standby took over %s after SIGKILL", ev.nodeFaults, ev.takeover.Round(10*time.Millisecond))
+		slices.SortFunc(failovers, func(a, b failover) int { return a.start.Compare(b.start) })
+		fresh.report(t, start, failovers, 10*time.Second)
 	}
 	if r.replay {
 		if !ev.crashAfterCommit {
 			t.Errorf("required event did not happen: loader-0 started with %s=3 never exited with code 137 after a commit; "+
 				"the loader must implement that test hook (exit right after the n-th warehouse commit, before acking)", crashAfterCommit)
 		}
-		if !ev.respawnedCapture {
+		// Changes, not messages: the spare slot's capture reads the
+		// history as a backlog and cuts it into fuller batches.
+		m, err := s.capture.metrics()
+		changesAfter := m.Sum("redms_capture_changes_published_total")
+		switch last := s.lastSeq(ctx, t); {
+		case !ev.respawnedCapture:
 			t.Errorf("required event did not happen: capture was not restarted on the spare slot")
-		} else if last := s.lastSeq(ctx, t); last < 2*seqBeforeReplay {
-			t.Errorf("capture on the spare slot did not publish the history again: the stream had %d messages before the switch and %d after (want at least %d; did JetStream deduplicate them?)",
-				seqBeforeReplay, last, 2*seqBeforeReplay)
-		} else {
-			t.Logf("the stream held %d messages when capture switched to the spare slot and %d at the end: the history went through twice", seqBeforeReplay, last)
+		case err != nil:
+			t.Errorf("scrape capture on the spare slot: %v", err)
+		case changesBeforeReplay == 0 || changesAfter < changesBeforeReplay || last <= seqBeforeReplay:
+			t.Errorf("capture on the spare slot did not publish the history again: the first capture published %.0f changes, the one on the spare slot %.0f (want at least as many); the stream's last sequence went from %d to %d",
+				changesBeforeReplay, changesAfter, seqBeforeReplay, last)
+		default:
+			t.Logf("the first capture published %.0f changes (%d messages), the one on the spare slot %.0f (the stream's last sequence is %d): the history went through twice",
+				changesBeforeReplay, seqBeforeReplay, changesAfter, last)
 		}
 	}
 	// A clean shutdown must end each process well within its timeout.
@@ -318,8 +467,11 @@ type events struct {
 	captureKills     int
 	natsRestarted    bool
 	midApply         bool
+	overlap          bool
 	crashAfterCommit bool
 	respawnedCapture bool
+	nodeFaults       []string
+	takeover         time.Duration
 }
 
 func jitter(r *rand.Rand, lo, hi time.Duration) time.Duration {
@@ -407,4 +559,141 @@ func (s *stack) killMidApply(ctx context.Context, t *testing.T) (string, error) 
 		time.Sleep(50 * time.Millisecond)
 	}
 	return "", errNoWaiter
+}
+
+// owner is the loader whose current incarnation holds the lease of source
+// table public.<table>, nil when none does.
+func (s *stack) owner(ctx context.Context, table string) (*service, error) {
+	kv, err := s.js.KeyValue(ctx, "REDMS_LOADER_LEASES")
+	if err != nil {
+		return nil, fmt.Errorf("open the lease bucket: %w", err)
+	}
+	e, err := kv.Get(ctx, subject.KVKey(subject.Table{DB: sourceDB, Schema: "public", Name: table}))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the lease of %s: %w", table, err)
+	}
+	for _, p := range s.loaders {
+		if p.running() && string(e.Value()) == p.replica() {
+			return p, nil
+		}
+	}
+	return nil, nil
+}
+
+// waiters are the warehouse backends inside a transaction that wait for a
+// lock backend holder holds, running a statement that starts with prefix.
+func (s *stack) waiters(ctx context.Context, holder int, prefix string) ([]int, error) {
+	rows, err := s.warehouse.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE xact_start IS NOT NULL AND wait_event_type = 'Lock'
+		AND $1 = ANY (pg_blocking_pids(pid)) AND starts_with(query, $2)`, holder, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("look for blocked warehouse transactions: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int])
+}
+
+// forceOverlap makes two loaders run windows of public.customers at once:
+// it locks the warehouse's customers table until the table's owner waits
+// on that lock inside its window transaction, SIGSTOPs the owner, releases
+// the lock (the paused transaction takes the loader's locks), waits until
+// another loader took the lease (past the TTL) and its window transaction
+// of the table waits for the paused one, and SIGCONTs the owner. The
+// applied-position fence decides who applies what.
+func (s *stack) forceOverlap(ctx context.Context, t *testing.T) (string, error) {
+	owner, err := s.owner(ctx, "customers")
+	if err != nil || owner == nil {
+		return "", fmt.Errorf("no running owner of public.customers (%v)", err)
+	}
+	conn, err := pgx.Connect(ctx, s.pg.URL(warehouseDB))
+	if err != nil {
+		return "", fmt.Errorf("connect to the warehouse: %w", err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+lockedTable+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		return "", fmt.Errorf("lock %s: %w", lockedTable, err)
+	}
+	var me int
+	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&me); err != nil {
+		return "", err
+	}
+	var first []int
+	for deadline := time.Now().Add(15 * time.Second); len(first) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return "", errNoWaiter
+		}
+		// the lock at the start of a window transaction (not, say, a
+		// VARCHAR widening before one)
+		if first, err = s.waiters(ctx, me, "LOCK TABLE "); err != nil {
+			return "", err
+		}
+	}
+	if err := owner.current().Pause(); err != nil {
+		return "", fmt.Errorf("SIGSTOP %s: %w", owner.name, err)
+	}
+	paused := owner.replica()
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := owner.current().Resume(); err != nil {
+				t.Errorf("SIGCONT %s: %v", owner.name, err)
+			}
+		}
+	}
+	defer resume()
+	if err := tx.Rollback(ctx); err != nil {
+		return "", fmt.Errorf("release the lock of %s: %w", lockedTable, err)
+	}
+	// The paused owner's transaction takes the lock it waited for.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var held bool
+		var query string
+		err := s.warehouse.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND relation = to_regclass($2) AND granted),
+			coalesce((SELECT left(query, 200) FROM pg_stat_activity WHERE pid = $1), '')`, first[0], lockedTable).Scan(&held, &query)
+		if err != nil {
+			return "", fmt.Errorf("look at the paused owner's transaction: %w", err)
+		}
+		if held {
+			t.Logf("lease overlap: %s paused; its transaction (backend %d, %q) holds the lock of %s", paused, first[0], query, lockedTable)
+			break
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("the paused owner's backend %d (%q) never took the lock of %s", first[0], query, lockedTable)
+		}
+	}
+	var next *service
+	var second []int
+	for deadline := time.Now().Add(40 * time.Second); next == nil || len(second) == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			owner := "none"
+			if next != nil {
+				owner = next.replica()
+			}
+			return "", fmt.Errorf("%s paused inside its window transaction (backend %v), but within 40s no other loader ran a window of public.customers (owner now: %s)", paused, first, owner)
+		}
+		if next, err = s.owner(ctx, "customers"); err != nil {
+			return "", err
+		}
+		if next == owner {
+			next = nil
+		}
+		if next != nil {
+			if second, err = s.waiters(ctx, first[0], ""); err != nil {
+				return "", err
+			}
+		}
+	}
+	resume()
+	return fmt.Sprintf("lease overlap: %s SIGSTOPped inside its window transaction of public.customers (backend %d) past the lease TTL; "+
+		"%s took the table and its window transaction (backend %v) waited for the paused one; %s SIGCONTed", paused, first[0], next.replica(), second, paused), nil
 }

@@ -1,7 +1,7 @@
 // Package e2e runs the redms binaries as separate processes against real
 // servers (ephemeral Postgres, embedded NATS JetStream, an S3-compatible
 // server, the Redshift emulator), drives a seeded workload through them while
-// killing loaders, and judges the warehouse row by row with pkg/verify.
+// killing loaders, and judges the warehouse row by row with pkg/demo/verify.
 //
 // Run it from the repository root with
 //
@@ -12,15 +12,17 @@
 // processes' logs and the workload's statement trace there instead of a temp
 // dir (removed when the test passes, kept and named when it fails);
 // REDMS_E2E_BINDIR uses the redms-* binaries found there instead of building.
+// The fault soak (TestSoak) takes REDMS_SOAK_DURATION (default 2m) and
+// REDMS_SOAK_SEED.
 package e2e
 
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
 // binaries are the service binaries TestMain builds, by short name.
@@ -29,7 +31,7 @@ var binaries = struct {
 	errs map[string]error
 }{errs: map[string]error{}}
 
-var services = []string{"capture", "loader", "rsemu"}
+var services = []string{"capture", "loader", "rsemu", "verify"}
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -47,47 +49,14 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binaries.dir = dir
-	root, err := repoRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	for _, s := range services {
-		binaries.errs[s] = build(root, s, dir)
+		src, err := testenv.ServiceDir(s)
+		if err == nil {
+			err = testenv.Build(src, filepath.Join(dir, "redms-"+s))
+		}
+		binaries.errs[s] = err
 	}
 	return m.Run()
-}
-
-// repoRoot walks up from the working directory to the directory holding
-// services/ and go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find repository root: %w", err)
-	}
-	for {
-		if fi, err := os.Stat(filepath.Join(dir, "services")); err == nil && fi.IsDir() {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				return dir, nil
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("find repository root: no services/ above %s", dir)
-		}
-		dir = parent
-	}
-}
-
-func build(root, service, dir string) error {
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "redms-"+service), ".")
-	cmd.Dir = filepath.Join(root, "services", service)
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go build in services/%s: %w\n%s", service, err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
 
 // binary is the path of redms-<service>, or fails the test saying why it

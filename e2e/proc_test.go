@@ -1,275 +1,214 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redms/redms/pkg/testinfra/proc"
+	"github.com/redms/redms/pkg/testinfra/scrape"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
-// proc is one service process that the test starts, kills and restarts.
+// service is one service process that the test starts, kills and restarts.
 // Every incarnation appends to the same log file.
-type proc struct {
+type service struct {
 	name        string
 	bin         string
 	args        []string
-	env         []string
+	env         []string // the whole environment (stackenv)
 	logPath     string
 	metricsAddr string
 
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{}
-	state    *os.ProcessState
-	killed   bool // the test killed or stopped the current incarnation
-	starts   int
-	exits    []string // unexpected exits, for the report
-	exitCode int
+	mu     sync.Mutex
+	p      *proc.Process          // the current incarnation
+	ended  chan struct{}          // closed once its exit is recorded
+	caused map[*proc.Process]bool // incarnations the test killed or stopped
+	starts int
+	exits  []string // unexpected exits, for the report
+
+	// beforeRecord, when set, runs before an exit is recorded (a test
+	// delays the recorder with it).
+	beforeRecord func()
 }
 
-// baseEnv is the test's environment without REDMS_ and AWS_ settings, so a
-// developer's shell cannot change what the services see.
-func baseEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "REDMS_") || strings.HasPrefix(kv, "AWS_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-func (p *proc) start(t testing.TB) {
+func (s *service) start(t testing.TB) {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil && p.state == nil {
-		t.Fatalf("start %s: already running", p.name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p != nil && s.p.Running() {
+		t.Fatalf("start %s: already running", s.name)
 	}
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		t.Fatalf("open log of %s: %v", p.name, err)
+		t.Fatalf("open log of %s: %v", s.name, err)
 	}
-	p.starts++
-	fmt.Fprintf(logf, "=== e2e: start %d of %s at %s\n", p.starts, p.name, time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Env = append(baseEnv(), p.env...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
+	s.starts++
+	fmt.Fprintf(logf, "=== e2e: start %d of %s at %s\n", s.starts, s.name, time.Now().UTC().Format(time.RFC3339Nano))
+	p, err := proc.Start(proc.Options{Name: s.name, Path: s.bin, Args: s.args, Env: s.env, Stdout: logf, Stderr: logf})
+	if err != nil {
 		logf.Close()
-		t.Fatalf("start %s: %v", p.name, err)
+		t.Fatalf("%v", err)
 	}
-	p.cmd, p.state, p.killed = cmd, nil, false
-	done := make(chan struct{})
-	p.done = done
+	ended := make(chan struct{})
+	s.p, s.ended = p, ended
+	before := s.beforeRecord
 	go func() {
-		err := cmd.Wait()
-		p.mu.Lock()
-		p.state = cmd.ProcessState
-		code := cmd.ProcessState.ExitCode()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
+		<-p.Done()
+		if before != nil {
+			before()
 		}
-		p.exitCode = code
-		if !p.killed {
-			p.exits = append(p.exits, fmt.Sprintf("%s (pid %d) exited by itself: %v (code %d)", p.name, cmd.Process.Pid, err, code))
+		s.mu.Lock()
+		// Per incarnation: a kill followed at once by a start must not let
+		// the new incarnation's start un-mark the killed one.
+		if !s.caused[p] {
+			s.exits = append(s.exits, fmt.Sprintf("%s (pid %d) exited by itself: %v (code %d)", s.name, p.PID(), p.Err(), p.ExitCode()))
 		}
-		fmt.Fprintf(logf, "=== e2e: %s pid %d ended: %v\n", p.name, cmd.Process.Pid, err)
-		p.mu.Unlock()
+		s.mu.Unlock()
+		fmt.Fprintf(logf, "=== e2e: %s pid %d ended: %v\n", s.name, p.PID(), p.Err())
 		logf.Close()
-		close(done)
+		close(ended)
 	}()
 }
 
-func (p *proc) pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
+// current is the current incarnation, nil before the first start.
+func (s *service) current() *proc.Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.p
 }
 
-func (p *proc) running() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cmd != nil && p.state == nil
+// replica is the replica id of the current loader incarnation (see
+// stack.startLoader).
+func (s *service) replica() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("%s-%d", s.name, s.starts)
+}
+
+func (s *service) pid() int {
+	if p := s.current(); p != nil {
+		return p.PID()
+	}
+	return 0
+}
+
+func (s *service) running() bool {
+	p := s.current()
+	return p != nil && p.Running()
 }
 
 // signal sends sig to the running incarnation and waits up to wait for it
 // to end; then it is killed.
-func (p *proc) signal(t testing.TB, sig syscall.Signal, wait time.Duration) {
+func (s *service) signal(t testing.TB, sig syscall.Signal, wait time.Duration) {
 	t.Helper()
-	p.mu.Lock()
-	if p.cmd == nil || p.state != nil {
-		p.mu.Unlock()
+	s.mu.Lock()
+	p := s.p
+	if p == nil || !p.Running() {
+		s.mu.Unlock()
 		return
 	}
-	p.killed = true
-	proc, done := p.cmd.Process, p.done
-	p.mu.Unlock()
-	if err := proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("signal %s: %v", p.name, err)
+	if s.caused == nil {
+		s.caused = map[*proc.Process]bool{}
 	}
-	select {
-	case <-done:
-	case <-time.After(wait):
-		t.Errorf("%s (pid %d) did not end %s after %v; killing it", p.name, proc.Pid, wait, sig)
-		_ = proc.Kill()
-		<-done
+	s.caused[p] = true
+	s.mu.Unlock()
+	if err := p.Signal(sig); err != nil {
+		t.Errorf("%v", err)
+	}
+	if !p.Wait(wait) {
+		t.Errorf("%s (pid %d) did not end %s after %v; killing it", s.name, p.PID(), wait, sig)
+		p.Kill()
 	}
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill(t testing.TB) { p.signal(t, syscall.SIGKILL, 10*time.Second) }
+func (s *service) kill(t testing.TB) { s.signal(t, syscall.SIGKILL, 10*time.Second) }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (p *proc) stop(t testing.TB) { p.signal(t, syscall.SIGTERM, 30*time.Second) }
+func (s *service) stop(t testing.TB) { s.signal(t, syscall.SIGTERM, 30*time.Second) }
 
-// waitExit waits for the process to end by itself and returns its exit
-// code (128+signal when killed by a signal).
-func (p *proc) waitExit(ctx context.Context) (int, error) {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
+// waitExit waits for the process to end by itself (and its exit to be
+// recorded, so forgiveExit can take it back) and returns its exit code
+// (128+signal when killed by a signal).
+func (s *service) waitExit(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	p, ended := s.p, s.ended
+	s.mu.Unlock()
 	select {
-	case <-done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.exitCode, nil
+	case <-ended:
+		return p.ExitCode(), nil
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
 }
 
-func (p *proc) lastExitCode() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.exitCode
-}
+func (s *service) lastExitCode() int { return s.current().ExitCode() }
 
 // unexpected returns the exits the test did not cause.
-func (p *proc) unexpected() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.exits...)
+func (s *service) unexpected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.exits...)
 }
 
 // forgiveExit marks the last exit as caused by the test (a crash hook the
 // test asked for).
-func (p *proc) forgiveExit() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.exits) > 0 {
-		p.exits = p.exits[:len(p.exits)-1]
+func (s *service) forgiveExit() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.exits) > 0 {
+		s.exits = s.exits[:len(s.exits)-1]
 	}
 }
 
-// waitReady polls /readyz until it answers 200.
-func (p *proc) waitReady(t testing.TB, timeout time.Duration) {
+// waitReady waits until /readyz answers 200.
+func (s *service) waitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	url := "http://" + p.metricsAddr + "/readyz"
-	var last string
-	for time.Now().Before(deadline) {
-		if !p.running() {
-			t.Fatalf("%s exited before it was ready:\n%s", p.name, p.tail(40))
-		}
-		resp, err := http.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready after %v (GET %s: %s):\n%s", p.name, timeout, url, last, p.tail(40))
+	testenv.WaitReady(t, s.current(), s.metricsAddr, timeout, func() string { return proc.ReadFile(s.logPath) })
 }
 
 // tail is the last n lines of the process's log.
-func (p *proc) tail(n int) string {
-	data, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	for i, l := range lines {
-		if len(l) > 600 {
-			lines[i] = l[:600] + "…"
-		}
-	}
-	return "    " + strings.Join(lines, "\n    ")
+func (s *service) tail(n int) string {
+	return "    " + strings.ReplaceAll(proc.Tail(proc.ReadFile(s.logPath), n), "\n", "\n    ")
 }
 
 // grep returns the log lines containing any of the words, at most n.
-func (p *proc) grep(n int, words ...string) []string {
-	data, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() && len(out) < n {
-		l := sc.Text()
-		for _, w := range words {
-			if strings.Contains(l, w) {
-				if len(l) > 600 {
-					l = l[:600] + "…"
-				}
-				out = append(out, l)
-				break
-			}
-		}
-	}
-	return out
+func (s *service) grep(n int, words ...string) []string {
+	return proc.Grep(proc.ReadFile(s.logPath), n, words...)
 }
 
-// metrics scrapes /metrics into "name{labels}" → value.
-func (p *proc) metrics() (map[string]float64, error) {
-	resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
+// metrics scrapes /metrics.
+func (s *service) metrics() (scrape.Samples, error) { return testenv.Scrape(s.metricsAddr) }
+
+// TestKillThenStartIsNoCrash: the exit of a killed incarnation is recorded
+// by a goroutine that may run only after the next incarnation started; that
+// start must not make the killed one look like a crash.
+func TestKillThenStartIsNoCrash(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
 	if err != nil {
-		return nil, err
+		t.Fatalf("sleep(1) is needed for this test: %v", err)
 	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<22)
-	for sc.Scan() {
-		l := sc.Text()
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(l, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(l[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[l[:i]] = v
+	s := &service{name: "sleeper", bin: sleep, args: []string{"30"}, env: os.Environ(), logPath: filepath.Join(t.TempDir(), "sleeper.log")}
+	restarted := make(chan struct{})
+	s.beforeRecord = func() { <-restarted }
+	s.start(t)
+	firstEnded := s.ended
+	s.kill(t) // returns once the process is gone; its exit is not recorded yet
+	s.beforeRecord = nil
+	s.start(t)
+	close(restarted)
+	<-firstEnded
+	s.stop(t)
+	<-s.ended
+	if u := s.unexpected(); len(u) > 0 {
+		t.Fatalf("an incarnation killed by the test was reported as a crash: %s", u[0])
 	}
-	return out, sc.Err()
 }

@@ -15,9 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/stackenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
 const (
@@ -30,15 +32,16 @@ const (
 
 // stack is the servers and service processes of one end-to-end test.
 type stack struct {
-	t       *testing.T
+	t       testing.TB
 	dialect string
 	logDir  string
 
-	pg   *testenv.Postgres
-	nats *testenv.NATS
-	js   jetstream.JetStream
-	s3   *testenv.S3
-	s3c  *s3.Client
+	pg      *testenv.Postgres
+	nats    *testenv.NATS        // one server, or
+	cluster *testenv.NATSCluster // a 3-node cluster (newClusterStack)
+	js      jetstream.JetStream
+	s3      *testenv.S3
+	s3c     *s3.Client
 
 	source    *pgxpool.Pool
 	warehouse *pgxpool.Pool
@@ -46,16 +49,20 @@ type stack struct {
 	// Redshift emulator in front of it.
 	loaderURL string
 
-	capture *proc
-	loaders []*proc
+	capture *service
+	standby *service // a second capture on the slot (cluster runs)
+	loaders []*service
 	// loaderEnv is added to every loader incarnation's environment.
 	loaderEnv []string
-	rsemu     *proc
+	rsemu     *service
+	// links, when set, changes where the services dial (the soak puts
+	// proxies between them and the servers).
+	links func(stackenv.Stack) stackenv.Stack
 }
 
 // logDir holds the processes' logs and the workload trace: REDMS_E2E_LOGDIR,
 // else a temp dir removed when the test passes and kept when it fails.
-func logDir(t *testing.T) string {
+func logDir(t testing.TB) string {
 	if d := os.Getenv("REDMS_E2E_LOGDIR"); d != "" {
 		dir := filepath.Join(d, t.Name())
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -88,8 +95,16 @@ func connect(t testing.TB, url string) *pgxpool.Pool {
 }
 
 // newStack starts Postgres (source and warehouse databases), NATS, S3 and,
-// for the redshift dialect, redms-rsemu. Services are started separately.
-func newStack(t *testing.T, dialect string) *stack {
+// for the redshift dialect, redms-rsemu (with rsemuArgs added, e.g.
+// --isolation serializable). Services are started separately.
+func newStack(t testing.TB, dialect string, rsemuArgs ...string) *stack {
+	t.Helper()
+	return newStackOn(t, dialect, false, rsemuArgs...)
+}
+
+// newStackOn is newStack on one NATS server, or on a 3-node cluster when
+// cluster is set (the services then get REDMS_STREAM_REPLICAS=3).
+func newStackOn(t testing.TB, dialect string, cluster bool, rsemuArgs ...string) *stack {
 	t.Helper()
 	s := &stack{t: t, dialect: dialect, logDir: logDir(t)}
 	// Resolve binaries first, so a missing service fails before servers start.
@@ -103,8 +118,21 @@ func newStack(t *testing.T, dialect string) *stack {
 	warehouseURL := s.pg.CreateDatabase(t, warehouseDB)
 	s.warehouse = connect(t, warehouseURL)
 	s.loaderURL = warehouseURL
-	s.nats = testenv.StartNATS(t)
-	_, s.js = s.nats.Connect(t)
+	if cluster {
+		s.cluster = testenv.StartNATSCluster(t)
+		nc, err := nats.Connect(s.cluster.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+		if err != nil {
+			t.Fatalf("connect to nats cluster: %v", err)
+		}
+		t.Cleanup(nc.Close)
+		if s.js, err = jetstream.New(nc); err != nil {
+			t.Fatal(err)
+		}
+		s.loaderEnv = append(s.loaderEnv, "REDMS_STREAM_REPLICAS=3")
+	} else {
+		s.nats = testenv.StartNATS(t)
+		_, s.js = s.nats.Connect(t)
+	}
 	s.s3 = testenv.StartS3(t)
 	s.s3.CreateBucket(t, bucket)
 	s.s3c = s.s3.Client(t)
@@ -120,15 +148,18 @@ func newStack(t *testing.T, dialect string) *stack {
 		}
 	})
 	if dialect == "redshift" {
-		s.startRsemu(t, warehouseURL)
+		s.startRsemu(t, warehouseURL, rsemuArgs...)
 	}
 	return s
 }
 
-func (s *stack) procs() []*proc {
-	var ps []*proc
+func (s *stack) procs() []*service {
+	var ps []*service
 	if s.capture != nil {
 		ps = append(ps, s.capture)
+	}
+	if s.standby != nil {
+		ps = append(ps, s.standby)
 	}
 	ps = append(ps, s.loaders...)
 	if s.rsemu != nil {
@@ -137,67 +168,97 @@ func (s *stack) procs() []*proc {
 	return ps
 }
 
-func (s *stack) startRsemu(t *testing.T, warehouseURL string) {
+func (s *stack) startRsemu(t testing.TB, warehouseURL string, extra ...string) {
 	t.Helper()
 	listen := testenv.FreeAddr(t)
-	s.rsemu = &proc{
-		name: "rsemu",
-		bin:  binary(t, "rsemu"),
-		args: []string{
-			"--listen", listen,
-			"--postgres", warehouseURL,
-			"--s3-endpoint", s.s3.Endpoint(),
-			"--s3-region", s.s3.Region(),
-			"--s3-access-key-id", s.s3.AccessKeyID(),
-			"--s3-secret-access-key", s.s3.SecretAccessKey(),
-		},
+	s.rsemu = &service{
+		name:    "rsemu",
+		bin:     binary(t, "rsemu"),
+		args:    append(s.local().RsemuArgs(listen, warehouseURL), extra...),
+		env:     stackenv.Base(),
 		logPath: filepath.Join(s.logDir, "rsemu.log"),
 	}
 	s.rsemu.start(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := pgx.Connect(context.Background(), "postgres://postgres@"+listen+"/"+warehouseDB+"?sslmode=disable")
-		if err == nil {
-			conn.Close(context.Background())
-			break
+	url := stackenv.RsemuURL(listen, warehouseDB)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.rsemu.current().WaitFor(ctx, func(ctx context.Context) error {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
 		}
-		if !s.rsemu.running() || time.Now().After(deadline) {
-			t.Fatalf("redms-rsemu did not accept a connection on %s: %v\n%s", listen, err, s.rsemu.tail(40))
-		}
-		time.Sleep(100 * time.Millisecond)
+		return conn.Close(ctx)
+	}); err != nil {
+		t.Fatalf("redms-rsemu did not accept a connection on %s: %v\n%s", listen, err, s.rsemu.tail(40))
 	}
-	s.loaderURL = "postgres://postgres@" + listen + "/" + warehouseDB + "?sslmode=disable"
+	s.loaderURL = url
+}
+
+// local is where the services of this test's stack find each other.
+func (s *stack) local() stackenv.Stack {
+	st := stackenv.Stack{
+		SourceURL: s.pg.URL(sourceDB), NATSURL: s.natsURL(), Stream: streamName,
+		WarehouseURL: s.loaderURL, Dialect: s.dialect, Bucket: bucket,
+		S3: stackenv.S3{Endpoint: s.s3.Endpoint(), Region: s.s3.Region(), AccessKeyID: s.s3.AccessKeyID(), SecretAccessKey: s.s3.SecretAccessKey()},
+	}
+	if s.links != nil {
+		st = s.links(st)
+	}
+	return st
+}
+
+// natsURL is every NATS server, comma-separated.
+func (s *stack) natsURL() string {
+	if s.cluster != nil {
+		return s.cluster.URLs()
+	}
+	return s.nats.URL()
+}
+
+// captureEnv is the environment of a capture on slot.
+func (s *stack) captureEnv(slot, metricsAddr string, extra ...string) []string {
+	vars := []string{"REDMS_DATABASE=" + sourceDB, "REDMS_SHUTDOWN_TIMEOUT=10s"}
+	if s.cluster != nil {
+		vars = append(vars, "REDMS_STREAM_REPLICAS=3")
+	}
+	return s.local().Capture(slot, metricsAddr, append(vars, extra...)...)
+}
+
+// startStandby starts a second capture on slot; it stands by while the
+// first holds the slot (its /readyz is 503), so only its start is awaited.
+func (s *stack) startStandby(t *testing.T, slot string, extra ...string) {
+	t.Helper()
+	s.standby = &service{
+		name:        "capture-standby",
+		bin:         binary(t, "capture"),
+		logPath:     filepath.Join(s.logDir, "capture-standby.log"),
+		metricsAddr: testenv.FreeAddr(t),
+	}
+	s.standby.env = s.captureEnv(slot, s.standby.metricsAddr, extra...)
+	s.standby.start(t)
 }
 
 // startCapture starts redms-capture on slot with the given extra env.
-func (s *stack) startCapture(t *testing.T, slot string, extra ...string) {
+func (s *stack) startCapture(t testing.TB, slot string, extra ...string) {
 	t.Helper()
 	if s.capture == nil {
-		s.capture = &proc{
+		s.capture = &service{
 			name:        "capture",
 			bin:         binary(t, "capture"),
 			logPath:     filepath.Join(s.logDir, "capture.log"),
 			metricsAddr: testenv.FreeAddr(t),
 		}
 	}
-	s.capture.env = append([]string{
-		"REDMS_NATS_URL=" + s.nats.URL(),
-		"REDMS_SOURCE_URL=" + s.pg.URL(sourceDB),
-		"REDMS_SLOT=" + slot,
-		"REDMS_DATABASE=" + sourceDB,
-		"REDMS_METRICS_ADDR=" + s.capture.metricsAddr,
-		"REDMS_CONFIRM_EVERY=200ms",
-		"REDMS_SHUTDOWN_TIMEOUT=10s",
-	}, extra...)
+	s.capture.env = s.captureEnv(slot, s.capture.metricsAddr, extra...)
 	s.capture.start(t)
 	s.capture.waitReady(t, 60*time.Second)
 }
 
 // startLoaders starts n loader replicas.
-func (s *stack) startLoaders(t *testing.T, n int) {
+func (s *stack) startLoaders(t testing.TB, n int) {
 	t.Helper()
 	for i := range n {
-		p := &proc{
+		p := &service{
 			name:        fmt.Sprintf("loader-%d", i),
 			bin:         binary(t, "loader"),
 			logPath:     filepath.Join(s.logDir, fmt.Sprintf("loader-%d.log", i)),
@@ -213,25 +274,10 @@ func (s *stack) startLoaders(t *testing.T, n int) {
 
 // startLoader starts an incarnation of p; each gets a new replica id, as a
 // restarted process on a host would (hostname-pid).
-func (s *stack) startLoader(t testing.TB, p *proc, extra ...string) {
+func (s *stack) startLoader(t testing.TB, p *service, extra ...string) {
 	t.Helper()
-	p.env = append([]string{
-		"REDMS_NATS_URL=" + s.nats.URL(),
-		fmt.Sprintf("REDMS_REPLICA_ID=%s-%d", p.name, p.starts+1),
-		"REDMS_WAREHOUSE_URL=" + s.loaderURL,
-		"REDMS_WAREHOUSE_DIALECT=" + s.dialect,
-		"REDMS_WINDOW_DURATION=2s",
-		"REDMS_LEASE_TTL=3s",
-		"REDMS_RETRY_BACKOFF=200ms",
-		"REDMS_SHUTDOWN_TIMEOUT=10s",
-		"REDMS_S3_ENDPOINT=" + s.s3.Endpoint(),
-		"REDMS_S3_REGION=" + s.s3.Region(),
-		"REDMS_S3_BUCKET=" + bucket,
-		"REDMS_S3_ACCESS_KEY_ID=" + s.s3.AccessKeyID(),
-		"REDMS_S3_SECRET_ACCESS_KEY=" + s.s3.SecretAccessKey(),
-		"REDMS_METRICS_ADDR=" + p.metricsAddr,
-	}, s.loaderEnv...)
-	p.env = append(p.env, extra...)
+	vars := append([]string{"REDMS_LEASE_TTL=3s", "REDMS_SHUTDOWN_TIMEOUT=10s"}, s.loaderEnv...)
+	p.env = s.local().Loader(fmt.Sprintf("%s-%d", p.name, p.starts+1), 2*time.Second, p.metricsAddr, append(vars, extra...)...)
 	p.start(t)
 }
 
@@ -246,7 +292,7 @@ func (s *stack) stagedObjects(ctx context.Context, prefix string) (int, error) {
 
 // createMarker creates the table whose last row tells that everything the
 // workload wrote before it has gone through.
-func (s *stack) createMarker(t *testing.T) {
+func (s *stack) createMarker(t testing.TB) {
 	t.Helper()
 	s.pg.Exec(t, sourceDB, "CREATE TABLE "+markerTable+" (id integer PRIMARY KEY, note text)")
 }
@@ -254,7 +300,7 @@ func (s *stack) createMarker(t *testing.T) {
 // writeMarker commits the marker row and returns an LSN inside its
 // transaction: once the slot's confirmed_flush_lsn is past it, capture has
 // had everything before the marker acknowledged by JetStream.
-func (s *stack) writeMarker(t *testing.T, id int) string {
+func (s *stack) writeMarker(t testing.TB, id int) string {
 	t.Helper()
 	ctx := context.Background()
 	var lsn string
@@ -339,7 +385,7 @@ func (s *stack) backlog(ctx context.Context, slot, markerLSN string) (backlog, e
 // is empty (work-queue retention: acked messages are gone) and no consumer
 // has pending or unacknowledged messages. It reports false (and fails the
 // test, which goes on to compare) when that does not happen within timeout.
-func (s *stack) waitCaughtUp(t *testing.T, slot, markerLSN string, timeout time.Duration) bool {
+func (s *stack) waitCaughtUp(t testing.TB, slot, markerLSN string, timeout time.Duration) bool {
 	t.Helper()
 	ctx := context.Background()
 	start := time.Now()
@@ -363,9 +409,9 @@ func (s *stack) waitCaughtUp(t *testing.T, slot, markerLSN string, timeout time.
 	for _, p := range s.loaders {
 		if m, err := p.metrics(); err == nil {
 			var lines []string
-			for k, v := range m {
-				if strings.HasPrefix(k, "redms_loader_backlog_messages") || strings.HasPrefix(k, "redms_loader_table_parked") {
-					lines = append(lines, fmt.Sprintf("%s %g", k, v))
+			for _, x := range m {
+				if x.Name == "redms_loader_backlog_messages" || x.Name == "redms_loader_table_parked" {
+					lines = append(lines, fmt.Sprintf("%s %g", x.Series(), x.Value))
 				}
 			}
 			sort.Strings(lines)
@@ -380,7 +426,7 @@ func (s *stack) waitCaughtUp(t *testing.T, slot, markerLSN string, timeout time.
 }
 
 // restartDead restarts every loader that is not running.
-func (s *stack) restartDead(t *testing.T) {
+func (s *stack) restartDead(t testing.TB) {
 	for _, p := range s.loaders {
 		if !p.running() {
 			s.startLoader(t, p)
@@ -388,6 +434,9 @@ func (s *stack) restartDead(t *testing.T) {
 	}
 	if s.capture != nil && !s.capture.running() {
 		s.capture.start(t)
+	}
+	if s.standby != nil && !s.standby.running() {
+		s.standby.start(t)
 	}
 }
 

@@ -23,70 +23,6 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// TableLease says which loader replica owns a table (bucket
-// REDMS_LOADER_LEASES).
-type TableLease struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// schema.table, unquoted.
-	Table   string `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Replica string `protobuf:"bytes,2,opt,name=replica,proto3" json:"replica,omitempty"`
-	// RFC 3339 with nanoseconds, UTC.
-	AcquiredAt    string `protobuf:"bytes,3,opt,name=acquired_at,json=acquiredAt,proto3" json:"acquired_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TableLease) Reset() {
-	*x = TableLease{}
-	mi := &file_redms_v1_loader_proto_msgTypes[0]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TableLease) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TableLease) ProtoMessage() {}
-
-func (x *TableLease) ProtoReflect() protoreflect.Message {
-	mi := &file_redms_v1_loader_proto_msgTypes[0]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TableLease.ProtoReflect.Descriptor instead.
-func (*TableLease) Descriptor() ([]byte, []int) {
-	return file_redms_v1_loader_proto_rawDescGZIP(), []int{0}
-}
-
-func (x *TableLease) GetTable() string {
-	if x != nil {
-		return x.Table
-	}
-	return ""
-}
-
-func (x *TableLease) GetReplica() string {
-	if x != nil {
-		return x.Replica
-	}
-	return ""
-}
-
-func (x *TableLease) GetAcquiredAt() string {
-	if x != nil {
-		return x.AcquiredAt
-	}
-	return ""
-}
-
 // ParkedTable records a table the loader stopped applying because a record
 // could not be parsed or applied (bucket REDMS_LOADER_PARKED). Its messages
 // stay in the stream, unacked, from first_seq to last_seq.
@@ -108,7 +44,7 @@ type ParkedTable struct {
 
 func (x *ParkedTable) Reset() {
 	*x = ParkedTable{}
-	mi := &file_redms_v1_loader_proto_msgTypes[1]
+	mi := &file_redms_v1_loader_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -120,7 +56,7 @@ func (x *ParkedTable) String() string {
 func (*ParkedTable) ProtoMessage() {}
 
 func (x *ParkedTable) ProtoReflect() protoreflect.Message {
-	mi := &file_redms_v1_loader_proto_msgTypes[1]
+	mi := &file_redms_v1_loader_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -133,7 +69,7 @@ func (x *ParkedTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParkedTable.ProtoReflect.Descriptor instead.
 func (*ParkedTable) Descriptor() ([]byte, []int) {
-	return file_redms_v1_loader_proto_rawDescGZIP(), []int{1}
+	return file_redms_v1_loader_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *ParkedTable) GetTable() string {
@@ -196,13 +132,7 @@ var File_redms_v1_loader_proto protoreflect.FileDescriptor
 
 const file_redms_v1_loader_proto_rawDesc = "" +
 	"\n" +
-	"\x15redms/v1/loader.proto\x12\bredms.v1\"]\n" +
-	"\n" +
-	"TableLease\x12\x14\n" +
-	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
-	"\areplica\x18\x02 \x01(\tR\areplica\x12\x1f\n" +
-	"\vacquired_at\x18\x03 \x01(\tR\n" +
-	"acquiredAt\"\xe2\x01\n" +
+	"\x15redms/v1/loader.proto\x12\bredms.v1\"\xe2\x01\n" +
 	"\vParkedTable\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x1b\n" +
 	"\tfirst_lsn\x18\x02 \x01(\tR\bfirstLsn\x12\x19\n" +
@@ -225,10 +155,9 @@ func file_redms_v1_loader_proto_rawDescGZIP() []byte {
 	return file_redms_v1_loader_proto_rawDescData
 }
 
-var file_redms_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_redms_v1_loader_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_redms_v1_loader_proto_goTypes = []any{
-	(*TableLease)(nil),  // 0: redms.v1.TableLease
-	(*ParkedTable)(nil), // 1: redms.v1.ParkedTable
+	(*ParkedTable)(nil), // 0: redms.v1.ParkedTable
 }
 var file_redms_v1_loader_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -249,7 +178,7 @@ func file_redms_v1_loader_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_redms_v1_loader_proto_rawDesc), len(file_redms_v1_loader_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   1,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -27,8 +27,8 @@ import (
 //	}()
 //	log = slog.New(service.SentryHandler(log.Handler())) // every Error log line becomes an event
 //
-// and the loader reports a parked table with ReportPark (or by logging it at
-// Error level with table, lsn and replica attributes through SentryHandler).
+// service.New does all of this; a parked table reaches Sentry as the
+// loader's Error log line with table, lsn and replica attributes.
 
 // sentryFlushTimeout bounds the wait for queued events at exit.
 const sentryFlushTimeout = 5 * time.Second
@@ -61,24 +61,6 @@ func InitSentry(dsn, release string, tags map[string]string) (flush func(), err 
 
 // sentryOn reports whether InitSentry enabled reporting.
 func sentryOn() bool { return sentry.CurrentHub().Client() != nil }
-
-// ReportPark reports that table was parked at lsn by replica because of err
-// (DESIGN §2.5): one error event tagged table, lsn and replica.
-func ReportPark(table, lsn, replica string, err error) {
-	if !sentryOn() {
-		return
-	}
-	ev := sentry.NewEvent()
-	ev.Level = sentry.LevelError
-	ev.Message = fmt.Sprintf("table %s parked at %s: %v", table, lsn, err)
-	ev.Tags = map[string]string{"table": table, "lsn": lsn, "replica": replica, "event": "table-parked"}
-	// One issue per table, not per LSN or message text.
-	ev.Fingerprint = []string{"table-parked", table}
-	if err != nil {
-		ev.SetException(err, 5)
-	}
-	sentry.CaptureEvent(ev)
-}
 
 // ReportPanic reports a value recovered from a panic in main as a fatal
 // event with the current stack. main then flushes and exits.

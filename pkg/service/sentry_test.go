@@ -105,29 +105,6 @@ func tagsOf(ev map[string]any) map[string]string {
 	return out
 }
 
-func TestReportParkSendsTags(t *testing.T) {
-	s := startSentryServer(t)
-	flush := initSentry(t, s)
-	ReportPark("public.orders", "0/16B3748", "loader-1", errors.New(`column "c9" does not exist`))
-	flush()
-	evs := s.received()
-	if len(evs) != 1 {
-		t.Fatalf("got %d events, want 1", len(evs))
-	}
-	tags := tagsOf(evs[0])
-	for k, want := range map[string]string{"table": "public.orders", "lsn": "0/16B3748", "replica": "loader-1", "service": "redms-loader"} {
-		if tags[k] != want {
-			t.Errorf("tag %s = %q, want %q (tags %v)", k, tags[k], want, tags)
-		}
-	}
-	if evs[0]["release"] != "test-release" || evs[0]["level"] != "error" {
-		t.Errorf("release %v level %v", evs[0]["release"], evs[0]["level"])
-	}
-	if !strings.Contains(evs[0]["message"].(string), "public.orders parked") {
-		t.Errorf("message %q", evs[0]["message"])
-	}
-}
-
 func TestSentryHandlerReportsErrorLines(t *testing.T) {
 	s := startSentryServer(t)
 	flush := initSentry(t, s)
@@ -144,8 +121,11 @@ func TestSentryHandlerReportsErrorLines(t *testing.T) {
 		t.Fatalf("got %d events, want 1 (only the Error line)", len(evs))
 	}
 	tags := tagsOf(evs[0])
-	if tags["table"] != "public.b" || tags["lsn"] != "0/1" || tags["replica"] != "loader-2" {
+	if tags["table"] != "public.b" || tags["lsn"] != "0/1" || tags["replica"] != "loader-2" || tags["service"] != "redms-loader" {
 		t.Errorf("tags %v", tags)
+	}
+	if evs[0]["release"] != "test-release" || evs[0]["level"] != "error" {
+		t.Errorf("release %v level %v", evs[0]["release"], evs[0]["level"])
 	}
 	contexts, _ := evs[0]["contexts"].(map[string]any)
 	logCtx, _ := contexts["log"].(map[string]any)
@@ -182,7 +162,6 @@ func TestSentryOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ReportPark("public.a", "0/1", "r", errors.New("x"))
 	slog.New(SentryHandler(slog.DiscardHandler)).Error("boom")
 	flush()
 	if n := len(s.received()); n != 0 {

@@ -1,10 +1,13 @@
-// Package service holds the lifecycle both redms binaries share: a JSON slog
-// logger, one Prometheus registry per process, an HTTP server for /metrics,
-// /healthz and /readyz that stops with Shutdown(deadline), and the signal
-// context main runs under.
+// Package service is how every redms binary starts and stops (New, Run):
+// a JSON slog logger, one Prometheus registry per process, an HTTP server
+// for /metrics, /healthz and /readyz that stops with Shutdown(deadline), the
+// signal context the loops run under, the settings every binary reads
+// (Settings) and one backoff for everything that retries (Backoff, Retry).
 //
-// /healthz answers 200 while the process is live (it says nothing about
-// dependencies); /readyz answers 503 until the process reports it is
+// /healthz answers 200 while every loop that registered a heartbeat
+// (Health.Heartbeat) has beaten within its interval, and 503 naming the
+// stale ones otherwise: it says the loops are alive, nothing about
+// dependencies. /readyz answers 503 until the process reports it is
 // connected to what it needs (Health.SetReady(true)), and again whenever it
 // reports it is not.
 package service
@@ -19,7 +22,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,9 +34,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// NewLogger returns a JSON logger writing to w at level (debug, info, warn
-// or error, any case; empty means info).
+// NewLogger returns a JSON logger writing to w at level (see ParseLevel).
 func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+	l, err := ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// ParseLevel reads a log level: debug, info, warn (or warning) or error, any
+// case; empty means info.
+func ParseLevel(level string) (slog.Level, error) {
 	var l slog.Level
 	if level == "" {
 		level = "info"
@@ -40,9 +54,9 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 		level = "warn"
 	}
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("parse log level %q (want debug, info, warn or error): %w", level, err)
+		return l, fmt.Errorf("parse log level %q (want debug, info, warn or error): %w", level, err)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return l, nil
 }
 
 // NewRegistry is the process's one Prometheus registry, with the Go runtime
@@ -57,11 +71,13 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Health is what /healthz and /readyz report. The zero value is live and
-// not ready. It is safe for concurrent use.
+// Health is what /healthz and /readyz report. The zero value is live (no
+// heartbeats) and not ready. It is safe for concurrent use.
 type Health struct {
-	ready   atomic.Bool
-	notLive atomic.Bool
+	ready atomic.Bool
+
+	mu    sync.Mutex
+	beats map[*Heartbeat]struct{}
 }
 
 // SetReady records whether the process is connected to its dependencies.
@@ -70,12 +86,54 @@ func (h *Health) SetReady(ready bool) { h.ready.Store(ready) }
 // Ready reports the last SetReady.
 func (h *Health) Ready() bool { return h.ready.Load() }
 
-// SetLive records whether the process still runs its loops; a process that
-// is not live fails /healthz so a supervisor restarts it.
-func (h *Health) SetLive(live bool) { h.notLive.Store(!live) }
+// Heartbeat registers a long-running loop called name that calls Beat at
+// least every within while it runs (each turn of the loop, whether or not
+// its dependencies answer); /healthz fails once it has not for longer, so
+// a supervisor restarts a process whose loop is stuck. Stop unregisters it.
+func (h *Health) Heartbeat(name string, within time.Duration) *Heartbeat {
+	b := &Heartbeat{name: name, within: within, h: h}
+	b.Beat()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.beats == nil {
+		h.beats = map[*Heartbeat]struct{}{}
+	}
+	h.beats[b] = struct{}{}
+	return b
+}
 
-// Live reports the last SetLive (true until SetLive(false)).
-func (h *Health) Live() bool { return !h.notLive.Load() }
+// Live reports whether every heartbeat is fresh, and names the stale ones.
+func (h *Health) Live() (bool, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	var stale []string
+	for b := range h.beats {
+		if age := now.Sub(time.Unix(0, b.last.Load())); age > b.within {
+			stale = append(stale, fmt.Sprintf("%s (last beat %s ago, want every %s)", b.name, age.Round(time.Second), b.within))
+		}
+	}
+	slices.Sort(stale)
+	return len(stale) == 0, strings.Join(stale, ", ")
+}
+
+// Heartbeat is one loop's; see Health.Heartbeat.
+type Heartbeat struct {
+	name   string
+	within time.Duration
+	h      *Health
+	last   atomic.Int64 // unix nanoseconds
+}
+
+// Beat says the loop is turning.
+func (b *Heartbeat) Beat() { b.last.Store(time.Now().UnixNano()) }
+
+// Stop unregisters the heartbeat (the loop ended on purpose).
+func (b *Heartbeat) Stop() {
+	b.h.mu.Lock()
+	defer b.h.mu.Unlock()
+	delete(b.h.beats, b)
+}
 
 // NewServer returns an HTTP server on addr serving /metrics from reg,
 // /healthz and /readyz from h. Run it with Serve.
@@ -83,7 +141,8 @@ func NewServer(addr string, reg *prometheus.Registry, h *Health) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		status(w, h.Live(), "ok", "not live")
+		live, stale := h.Live()
+		status(w, live, "ok", "not live: "+stale)
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		status(w, h.Ready(), "ready", "not ready")
@@ -141,7 +200,33 @@ func ServeListener(ctx context.Context, srv *http.Server, l net.Listener, shutdo
 }
 
 // SignalContext is cancelled on SIGINT or SIGTERM; main runs under it and
-// calls stop when done (a second signal then kills the process as usual).
+// calls stop when done. Once the first signal has arrived a second one has
+// its default effect and ends the process: the handler is removed before
+// the context is cancelled, so nothing that watches the context (a stopped
+// metrics server, a log line) can be seen while a second signal would
+// still be swallowed, and a second signal that arrived in between is
+// raised again.
 func SignalContext(parent context.Context) (ctx context.Context, stop context.CancelFunc) {
-	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-ch:
+			signal.Stop(ch)
+			if len(ch) > 0 {
+				second := (<-ch).(syscall.Signal)
+				_ = syscall.Kill(os.Getpid(), second)
+			}
+		case <-ctx.Done():
+			signal.Stop(ch)
+		}
+		cancel()
+	}()
+	return ctx, func() {
+		cancel()
+		<-stopped
+	}
 }

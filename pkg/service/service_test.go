@@ -42,6 +42,13 @@ func TestNewLogger(t *testing.T) {
 	}
 }
 
+// sleepPast waits until at least d has passed on the wall clock.
+func sleepPast(d time.Duration) {
+	for start := time.Now(); time.Since(start) <= d; {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func get(t *testing.T, h http.Handler, path string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -69,9 +76,19 @@ func TestServerEndpoints(t *testing.T) {
 	if code, _ := get(t, srv.Handler, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz after SetReady(false) = %d, want 503", code)
 	}
-	h.SetLive(false)
-	if code, _ := get(t, srv.Handler, "/healthz"); code != http.StatusServiceUnavailable {
-		t.Errorf("/healthz after SetLive(false) = %d, want 503", code)
+	beat := h.Heartbeat("window loop", time.Hour)
+	if code, _ := get(t, srv.Handler, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz with a fresh heartbeat = %d, want 200", code)
+	}
+	stuck := h.Heartbeat("coordinator", time.Nanosecond)
+	sleepPast(time.Nanosecond)
+	if code, body := get(t, srv.Handler, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "coordinator") || strings.Contains(body, "window loop") {
+		t.Errorf("/healthz with a stale heartbeat = %d %q, want 503 naming coordinator only", code, body)
+	}
+	stuck.Stop()
+	beat.Beat()
+	if code, _ := get(t, srv.Handler, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz after the stale heartbeat stopped = %d, want 200", code)
 	}
 
 	code, body := get(t, srv.Handler, "/metrics")

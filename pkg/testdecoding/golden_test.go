@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden and testdata/recvlogical.txt from a real Postgres")

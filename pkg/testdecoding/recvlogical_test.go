@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
 const recvlogicalFile = "testdata/recvlogical.txt"

@@ -1,8 +1,12 @@
 package typemap
 
 import (
+	"fmt"
 	"math/big"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -13,6 +17,20 @@ const (
 	RuleTextTruncated    = "text-truncated"
 	RuleFloatNonFinite   = "float-nonfinite-null"
 	RuleDateOutOfRange   = "date-out-of-range-null"
+	// RuleTimeUnexpressible: a TIMETZ value Fit cannot bring into the UTC
+	// form Redshift's COPY takes (Postgres never prints one) is NULL.
+	RuleTimeUnexpressible = "time-unexpressible-null"
+	// RuleBytesTruncated: a bytea value longer than its VARBYTE column
+	// keeps its first bytes.
+	RuleBytesTruncated = "bytes-truncated"
+	// RuleBytesEmptyNull: an empty bytea is NULL in a VARBYTE column (an
+	// empty CSV field, which COPY loads as NULL into every type but CHAR and
+	// VARCHAR).
+	RuleBytesEmptyNull = "bytes-empty-null"
+	// RuleRowTooLarge: a staged row over COPY's 4 MB had its largest values
+	// cut (text) or made NULL (other types) until it fit (applied by the
+	// loader's staging, counted once per row).
+	RuleRowTooLarge = "row-too-large"
 )
 
 // Years a Redshift DATE or TIMESTAMP can hold.
@@ -46,13 +64,113 @@ func Fit(t Target, value string, null bool) (string, bool, string) {
 			return "", true, RuleFloatNonFinite
 		}
 		return value, false, ""
-	case KindDate, KindTimestamp, KindTimestampTZ:
+	case KindTimestampTZ:
+		v, ok := utcTimestamp(value)
+		if !ok || !dateInRange(v) {
+			return "", true, RuleDateOutOfRange
+		}
+		return v, false, ""
+	case KindDate, KindTimestamp:
 		if !dateInRange(value) {
 			return "", true, RuleDateOutOfRange
 		}
 		return value, false, ""
+	case KindTimeTZ:
+		v, ok := utcTime(value)
+		if !ok {
+			return "", true, RuleTimeUnexpressible
+		}
+		return v, false, ""
+	case KindVarbyte:
+		// Postgres prints bytea as \x and hex (bytea_output hex); COPY into
+		// VARBYTE takes the hex alone. Another form is left for the
+		// warehouse to refuse.
+		hex, ok := strings.CutPrefix(value, `\x`)
+		if !ok {
+			return value, false, ""
+		}
+		if hex == "" {
+			return "", true, RuleBytesEmptyNull
+		}
+		if t.Length > 0 && len(hex) > 2*t.Length {
+			return hex[:2*t.Length], false, RuleBytesTruncated
+		}
+		return hex, false, ""
 	}
 	return value, false, ""
+}
+
+// A timestamptz or timetz as Postgres prints it (DateStyle ISO): the offset
+// may carry seconds (+00:53:28, Postgres' local mean time offsets before
+// standard time zones), which Redshift's COPY refuses.
+var (
+	timestampTZRE = regexp.MustCompile(`^(\d{4,})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d+)?([+-]\d{2}(?::\d{2}){0,2})( BC)?$`)
+	timeTZRE      = regexp.MustCompile(`^(\d{2}):(\d{2}):(\d{2})(\.\d+)?([+-]\d{2}(?::\d{2}){0,2})$`)
+)
+
+// offsetSeconds reads "+05", "-08:30" or "+00:53:28" as seconds east of UTC.
+func offsetSeconds(s string) int {
+	sign := 1
+	if s[0] == '-' {
+		sign = -1
+	}
+	secs, unit := 0, 3600
+	for _, part := range strings.Split(s[1:], ":") {
+		n, _ := strconv.Atoi(part)
+		secs += n * unit
+		unit /= 60
+	}
+	return sign * secs
+}
+
+// utcTimestamp rewrites a timestamptz in UTC ("…+00"), keeping its
+// fraction; false when v is not one.
+func utcTimestamp(v string) (string, bool) {
+	g := timestampTZRE.FindStringSubmatch(strings.TrimSpace(v))
+	if g == nil {
+		return "", false
+	}
+	n := func(i int) int { x, _ := strconv.Atoi(g[i]); return x }
+	year := n(1)
+	if g[9] != "" {
+		year = 1 - year // astronomical year: 1 BC is 0
+	}
+	t := time.Date(year, time.Month(n(2)), n(3), n(4), n(5), n(6), 0, time.UTC).Add(-time.Duration(offsetSeconds(g[8])) * time.Second)
+	y, bc := t.Year(), ""
+	if y <= 0 {
+		y, bc = 1-y, " BC"
+	}
+	return fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%02d%s+00%s", y, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), g[7], bc), true
+}
+
+// utcTime rewrites a timetz in UTC, wrapping around midnight (24:00:00
+// in UTC stays 24:00:00); false when v is not one.
+func utcTime(v string) (string, bool) {
+	g := timeTZRE.FindStringSubmatch(strings.TrimSpace(v))
+	if g == nil {
+		return "", false
+	}
+	h, _ := strconv.Atoi(g[1])
+	m, _ := strconv.Atoi(g[2])
+	sec, _ := strconv.Atoi(g[3])
+	if h > 24 || m > 59 || sec > 59 {
+		return "", false
+	}
+	off := offsetSeconds(g[5])
+	if off == 0 {
+		return fmt.Sprintf("%s:%s:%s%s+00", g[1], g[2], g[3], g[4]), true
+	}
+	const day = 24 * 3600
+	total := ((h*3600+m*60+sec-off)%day + day) % day
+	return fmt.Sprintf("%02d:%02d:%02d%s+00", total/3600, total/60%60, total%60, g[4]), true
+}
+
+// TruncateUTF8 cuts s to at most n bytes without splitting a character.
+func TruncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return truncateUTF8(s, max(n, 0))
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.

@@ -1,6 +1,6 @@
 // Package typemap maps a Postgres column type, as test_decoding prints it, to
 // the warehouse column type redms creates for it, and fits source values into
-// that type (DESIGN §5).
+// that type (docs/DESIGN.md §5).
 //
 // Both warehouse dialects get the same mapping and the same value rules, so a
 // Postgres warehouse (the quickstart) shows exactly what Redshift would hold:
@@ -17,18 +17,24 @@
 //	text, json, jsonb, xml, arrays, enums,    VARCHAR(65535)                text form, truncated likewise
 //	  interval, inet, ranges, any other type
 //	uuid                                      CHAR(36)                      unchanged
+//	json, jsonb with Options.JSONSuper         SUPER (Redshift)              JSON text as printed
 //	bytea                                     VARCHAR(65535)                hex form as printed (\x...), truncated
+//	bytea with Options.ByteaVarbyte            VARBYTE(1048576) (Redshift)   hex without \x, cut to 1 MiB
 //	date                                      DATE                          ±infinity, years outside 4713 BC..294276 AD -> NULL
 //	timestamp [(n)] without time zone         TIMESTAMP                     likewise
-//	timestamp [(n)] with time zone            TIMESTAMPTZ                   likewise
+//	timestamp [(n)] with time zone            TIMESTAMPTZ                   rewritten in UTC (+00), then likewise
 //	time [(n)] without time zone              TIME                          unchanged
-//	time [(n)] with time zone                 TIMETZ                        unchanged
+//	time [(n)] with time zone                 TIMETZ                        rewritten in UTC (+00); unreadable -> NULL
 //
 // test_decoding prints type names without their modifiers (numeric(12,2)
-// arrives as "numeric", varchar(10) as "character varying"), so a replicated
-// stream maps every numeric to the configured default and every text type to
-// VARCHAR(65535); the modifier rows of the table serve callers that know the
-// catalog type.
+// arrives as "numeric", varchar(10) as "character varying"); capture sends
+// each table's declared types (format_type) beside it, and Declared picks
+// the declared type where it agrees with the printed one, so the modifier
+// rows of the table apply. Where no declared type is known every numeric
+// maps to the configured default and every text type to VARCHAR(65535).
+//
+// SUPER and VARBYTE are Redshift's: with JSONSuper or ByteaVarbyte the
+// Postgres dialect keeps VARCHAR(65535) (the options name Redshift).
 //
 // Decisions:
 //   - VARCHAR lengths are bytes (Redshift's unit). A character varying(n) can
@@ -46,6 +52,10 @@
 //     PRECISION, so redms does not rely on it.
 //   - Fit returns numerics in canonical form with exactly s fractional digits,
 //     which is how both warehouses print them back.
+//   - TIMESTAMPTZ and TIMETZ values are loaded in UTC: Postgres prints old
+//     timestamps outside UTC with an offset in seconds (+00:53:28), which
+//     Redshift's COPY refuses, and Redshift keeps these types in UTC anyway.
+//     The instant is the same, so the rewrite is not counted.
 package typemap
 
 import (
@@ -84,7 +94,14 @@ const (
 	KindTimestampTZ
 	KindTime
 	KindTimeTZ
+	KindSuper   // Redshift SUPER (json, jsonb with Options.JSONSuper)
+	KindVarbyte // Redshift VARBYTE(n) (bytea with Options.ByteaVarbyte)
 )
+
+// MaxVarbyte is the length of the VARBYTE columns bytea maps to: a value
+// travels through COPY as hex, two characters a byte, in a row of at most
+// 4 MB, so a longer one could not load anyway.
+const MaxVarbyte = 1 << 20
 
 // Numeric is a NUMERIC precision and scale.
 type Numeric struct{ Precision, Scale int }
@@ -157,6 +174,11 @@ func Make(k Kind, precision, scale, length int) Target {
 		t.SQL = "TIME"
 	case KindTimeTZ:
 		t.SQL = "TIMETZ"
+	case KindSuper:
+		t.SQL = "SUPER"
+	case KindVarbyte:
+		t.Length = length
+		t.SQL = fmt.Sprintf("VARBYTE(%d)", length)
 	}
 	return t
 }
@@ -164,14 +186,33 @@ func Make(k Kind, precision, scale, length int) Target {
 // Options are the configurable parts of the mapping.
 type Options struct {
 	NumericDefault Numeric // zero value means DefaultNumeric
+	JSONSuper      bool    // Redshift: json and jsonb as SUPER
+	ByteaVarbyte   bool    // Redshift: bytea as VARBYTE
 }
 
-// Map returns the target type of a Postgres type as test_decoding prints it.
-// Every type maps to something: unknown types (enums, domains, extensions)
-// become VARCHAR(65535) holding their text form. The dialect is accepted so
-// that a dialect-specific choice (e.g. VARBYTE) can be added; today both
-// dialects map alike.
-func Map(_ Dialect, pgType string, opt Options) Target {
+// Declared is the type to map for a column test_decoding printed as
+// printed, whose declared type (format_type, Redms-Types) is declared:
+// the declared one when it names the same type with a modifier
+// ("numeric(10,2)" for "numeric", "timestamp(3) with time zone" for
+// "timestamp with time zone", "character varying(20)[]" for
+// "character varying[]"), else printed (nothing declared, or a declared
+// type from another moment of the catalog).
+func Declared(printed, declared string) string {
+	if declared == "" {
+		return printed
+	}
+	base, _ := splitTypmod(strings.TrimSpace(declared))
+	if base == strings.TrimSpace(printed) {
+		return declared
+	}
+	return printed
+}
+
+// Map returns the target type of a Postgres type as test_decoding prints it
+// (or as Declared chose it). Every type maps to something: unknown types
+// (enums, domains, extensions) become VARCHAR(65535) holding their text
+// form. Both dialects map alike, but for SUPER and VARBYTE (Redshift only).
+func Map(d Dialect, pgType string, opt Options) Target {
 	t := strings.TrimSpace(pgType)
 	if strings.HasSuffix(t, "]") {
 		return Make(KindVarchar, 0, 0, MaxVarchar)
@@ -204,6 +245,14 @@ func Map(_ Dialect, pgType string, opt Options) Target {
 		return Make(KindTimeTZ, 0, 0, 0)
 	case "numeric":
 		return numericTarget(mod, opt)
+	case "json", "jsonb":
+		if opt.JSONSuper && d == Redshift {
+			return Make(KindSuper, 0, 0, 0)
+		}
+	case "bytea":
+		if opt.ByteaVarbyte && d == Redshift {
+			return Make(KindVarbyte, 0, 0, MaxVarbyte)
+		}
 	case "character varying", "character", "bpchar":
 		if len(mod) == 1 && mod[0] > 0 {
 			return Make(KindVarchar, 0, 0, min(4*mod[0], MaxVarchar))

@@ -67,6 +67,50 @@ func TestMap(t *testing.T) {
 	if got := Map(Redshift, "numeric", Options{NumericDefault: Numeric{38, 10}}).SQL; got != "NUMERIC(38,10)" {
 		t.Errorf("configured default: %q", got)
 	}
+	rs := Options{JSONSuper: true, ByteaVarbyte: true}
+	for _, c := range []struct {
+		d        Dialect
+		pg, want string
+	}{
+		{Redshift, "json", "SUPER"}, {Redshift, "jsonb", "SUPER"}, {Redshift, "bytea", "VARBYTE(1048576)"},
+		{Redshift, "jsonb[]", "VARCHAR(65535)"}, {Redshift, "bytea[]", "VARCHAR(65535)"},
+		{Postgres, "jsonb", "VARCHAR(65535)"}, {Postgres, "bytea", "VARCHAR(65535)"},
+	} {
+		got := Map(c.d, c.pg, rs)
+		if got.SQL != c.want {
+			t.Errorf("Map(%s, %q) with SUPER and VARBYTE = %q, want %q", c.d, c.pg, got.SQL, c.want)
+		}
+		if again := Make(got.Kind, got.Precision, got.Scale, got.Length); again != got {
+			t.Errorf("Make does not rebuild Map(%q): %+v vs %+v", c.pg, again, got)
+		}
+	}
+}
+
+func TestDeclared(t *testing.T) {
+	cases := []struct{ printed, declared, want string }{
+		{"numeric", "numeric(10,2)", "numeric(10,2)"},
+		{"character varying", "character varying(20)", "character varying(20)"},
+		{"character", "character(3)", "character(3)"},
+		{"timestamp with time zone", "timestamp(3) with time zone", "timestamp(3) with time zone"},
+		{"character varying[]", "character varying(20)[]", "character varying(20)[]"},
+		{"numeric", "", "numeric"},
+		{"text", "numeric(5,1)", "text"},                           // declared at another moment
+		{"character varying", "character(3)", "character varying"}, // likewise
+	}
+	for _, c := range cases {
+		if got := Declared(c.printed, c.declared); got != c.want {
+			t.Errorf("Declared(%q, %q) = %q, want %q", c.printed, c.declared, got, c.want)
+		}
+	}
+	// the acceptance of issue 10, in both dialects
+	for _, d := range []Dialect{Postgres, Redshift} {
+		if got := Map(d, Declared("numeric", "numeric(10,2)"), Options{}).SQL; got != "NUMERIC(10,2)" {
+			t.Errorf("%s numeric(10,2): %s", d, got)
+		}
+		if got := Map(d, Declared("character varying", "character varying(20)"), Options{}).SQL; got != "VARCHAR(80)" {
+			t.Errorf("%s varchar(20): %s", d, got)
+		}
+	}
 }
 
 func TestParseNumeric(t *testing.T) {
@@ -134,6 +178,11 @@ func TestFit(t *testing.T) {
 		{"numeric unreadable left alone", n198, "abc", false, "abc", false, ""},
 		{"numeric leading dot", n122, ".5", false, "0.50", false, ""},
 
+		{"varbyte hex", Make(KindVarbyte, 0, 0, 4), `\x00ff10`, false, "00ff10", false, ""},
+		{"varbyte too long", Make(KindVarbyte, 0, 0, 2), `\x00ff10`, false, "00ff", false, RuleBytesTruncated},
+		{"varbyte empty", Make(KindVarbyte, 0, 0, 2), `\x`, false, "", true, RuleBytesEmptyNull},
+		{"varbyte escape form left alone", Make(KindVarbyte, 0, 0, 2), `ab\000`, false, `ab\000`, false, ""},
+		{"super as is", Make(KindSuper, 0, 0, 0), `{"a": [1, "x"]}`, false, `{"a": [1, "x"]}`, false, ""},
 		{"float as is", Make(KindDouble, 0, 0, 0), "1.5e-300", false, "1.5e-300", false, ""},
 		{"float minus zero", Make(KindDouble, 0, 0, 0), "-0", false, "-0", false, ""},
 		{"float Infinity", Make(KindDouble, 0, 0, 0), "Infinity", false, "", true, RuleFloatNonFinite},
@@ -163,6 +212,21 @@ func TestFit(t *testing.T) {
 		{"timestamptz", Make(KindTimestampTZ, 0, 0, 0), "2024-01-02 03:04:05+00", false, "2024-01-02 03:04:05+00", false, ""},
 		{"timestamptz BC", Make(KindTimestampTZ, 0, 0, 0), "0044-03-15 12:00:00+00 BC", false, "0044-03-15 12:00:00+00 BC", false, ""},
 		{"timestamptz -infinity", Make(KindTimestampTZ, 0, 0, 0), "-infinity", false, "", true, RuleDateOutOfRange},
+		// timestamptz and timetz are loaded in UTC: Redshift's 'auto' takes no offset with seconds
+		{"timestamptz offset to UTC", Make(KindTimestampTZ, 0, 0, 0), "2024-01-02 03:04:05+05:30", false, "2024-01-01 21:34:05+00", false, ""},
+		{"timestamptz fraction kept", Make(KindTimestampTZ, 0, 0, 0), "2024-01-02 03:04:05.123456-08", false, "2024-01-02 11:04:05.123456+00", false, ""},
+		{"timestamptz offset with seconds", Make(KindTimestampTZ, 0, 0, 0), "1850-01-01 00:00:00+00:53:28", false, "1849-12-31 23:06:32+00", false, ""},
+		{"timestamptz BC to UTC", Make(KindTimestampTZ, 0, 0, 0), "0044-03-15 00:30:00+01 BC", false, "0044-03-14 23:30:00+00 BC", false, ""},
+		{"timestamptz into BC", Make(KindTimestampTZ, 0, 0, 0), "0001-01-01 00:30:00+01", false, "0001-12-31 23:30:00+00 BC", false, ""},
+		{"timestamptz 5-digit year", Make(KindTimestampTZ, 0, 0, 0), "10000-01-01 00:00:00+00", false, "10000-01-01 00:00:00+00", false, ""},
+		{"timestamptz past the range in UTC", Make(KindTimestampTZ, 0, 0, 0), "294276-12-31 23:00:00-05", false, "", true, RuleDateOutOfRange},
+		{"timestamptz unreadable", Make(KindTimestampTZ, 0, 0, 0), "soon", false, "", true, RuleDateOutOfRange},
+		{"timetz UTC", Make(KindTimeTZ, 0, 0, 0), "04:05:06+00", false, "04:05:06+00", false, ""},
+		{"timetz offset to UTC", Make(KindTimeTZ, 0, 0, 0), "04:05:06.5+05:30", false, "22:35:06.5+00", false, ""},
+		{"timetz beyond 14:59", Make(KindTimeTZ, 0, 0, 0), "04:05:06+15:59", false, "12:06:06+00", false, ""},
+		{"timetz offset with seconds", Make(KindTimeTZ, 0, 0, 0), "23:00:00-00:53:28", false, "23:53:28+00", false, ""},
+		{"timetz 24:00", Make(KindTimeTZ, 0, 0, 0), "24:00:00+00", false, "24:00:00+00", false, ""},
+		{"timetz unreadable", Make(KindTimeTZ, 0, 0, 0), "noon", false, "", true, RuleTimeUnexpressible},
 	}
 	for _, c := range cases {
 		got, null, rule := Fit(c.t, c.in, c.null)

@@ -15,6 +15,8 @@ func TestNames(t *testing.T) {
 		MsgID: "Nats-Msg-Id", LSN: "Redms-Lsn", Ordinal: "Redms-Ordinal",
 		CommitLSN: "Redms-Commit-Lsn", Xid: "Redms-Xid", CommitTime: "Redms-Commit-Time",
 		Keys: "Redms-Keys", KeySource: "Redms-Key-Source", Leaf: "Redms-Leaf",
+		FirstPos: "Redms-Pos", LastPos: "Redms-Pos-Last", PrevPos: "Redms-Prev-Pos", Part: "Redms-Part",
+		Types: "Redms-Types", Missing: "Redms-Missing", PartitionBounds: "Redms-Partition",
 	} {
 		if got != want {
 			t.Errorf("header %q, want %q", got, want)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -15,34 +16,45 @@ import (
 	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/pkg/testdecoding"
 	"github.com/redms/redms/pkg/walheader"
-	"github.com/redms/redms/services/capture/internal/publish"
+	"github.com/redms/redms/services/capture/internal/batch"
 )
 
 // dryRun writes one JSON object per change (protojson of redmsv1.Change)
-// instead of publishing: exactly the messages capture would publish, decoded
-// back from their subject, headers and body.
+// instead of publishing: exactly the messages capture would publish with
+// one change per message (REDMS_BATCH_RECORDS=1), decoded back from their
+// subject, headers and body, in source order.
 type dryRun struct {
-	w *bufio.Writer
+	w       *bufio.Writer
+	batcher *batch.Batcher
 }
 
-func newDryRun(w io.Writer) *dryRun { return &dryRun{w: bufio.NewWriterSize(w, 64<<10)} }
+func newDryRun(w io.Writer) *dryRun {
+	return &dryRun{w: bufio.NewWriterSize(w, 64<<10), batcher: batch.New(batch.Config{Records: 1, Bytes: 1})}
+}
 
-// Run writes every batch read from in until it is closed.
-func (d *dryRun) Run(ctx context.Context, in <-chan publish.Batch) error {
+// Run writes every chunk read from in until it is closed.
+func (d *dryRun) Run(ctx context.Context, in <-chan batch.Chunk) error {
 	defer d.w.Flush()
 	for {
 		select {
-		case b, ok := <-in:
+		case c, ok := <-in:
 			if !ok {
 				return d.flush()
 			}
-			for _, m := range b.Messages {
-				line, err := changeJSON(m)
-				if err != nil {
-					return err
+			d.batcher.Session(c.Session)
+			if c.End {
+				c.Txn.Commit(c.Commit, c.CommitTime)
+			}
+			for i := range c.Changes {
+				d.batcher.Add(&c.Changes[i], time.Time{})
+				for _, m := range d.batcher.Take() {
+					line, err := changeJSON(m.Msg)
+					if err != nil {
+						return err
+					}
+					d.w.Write(line)
+					d.w.WriteByte('\n')
 				}
-				d.w.Write(line)
-				d.w.WriteByte('\n')
 			}
 			if err := d.flush(); err != nil {
 				return err

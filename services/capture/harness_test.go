@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,80 +15,37 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/testdecoding"
+	"github.com/redms/redms/pkg/testinfra/proc"
+	"github.com/redms/redms/pkg/testinfra/testenv"
+	"github.com/redms/redms/pkg/walheader"
 )
 
 // captureBin is the redms-capture binary built once for the tests, with the
-// race detector when the tests run with it; plainBin is built without it
-// for the 100k-change load (under -race it would dominate the suite's time).
-var captureBin, plainBin string
+// race detector when the tests run with it; plainBin is the binary built
+// without it, for the 100k-change load (under -race it would dominate the
+// suite's time): captureBin itself without -race.
+var (
+	captureBin, noraceBin string
+	plainBin              = &captureBin
+)
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "redms-capture-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	captureBin = filepath.Join(dir, "redms-capture")
-	plainBin = captureBin
+	bins := []testenv.Binary{{Name: "redms-capture", Dir: ".", Path: &captureBin}}
 	if raceEnabled {
-		plainBin = filepath.Join(dir, "redms-capture-norace")
-		if err := goBuild(plainBin); err != nil {
-			fmt.Fprintln(os.Stderr, "build redms-capture:", err)
-			return 1
-		}
+		bins[0].Flags = []string{"-race"}
+		bins = append(bins, testenv.Binary{Name: "redms-capture-norace", Dir: ".", Path: &noraceBin})
+		plainBin = &noraceBin
 	}
-	if err := goBuild(captureBin, flagIf(raceEnabled, "-race")...); err != nil {
-		fmt.Fprintln(os.Stderr, "build redms-capture:", err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.RunWithBinaries(m, bins...))
 }
 
-func flagIf(ok bool, flag string) []string {
-	if ok {
-		return []string{flag}
-	}
-	return nil
-}
-
-func goBuild(out string, flags ...string) error {
-	args := append([]string{"build", "-o", out}, flags...)
-	build := exec.Command("go", append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	return build.Run()
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writer and a test reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// captureProc is a running redms-capture.
+// captureProc is a running redms-capture: its log is standard error, its
+// standard output (--dry-run's JSON) is apart.
 type captureProc struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
-	done   chan struct{}
-	err    error
+	*testenv.Process
+	stdout *proc.Log
 }
 
 // startCapture runs the binary with env (REDMS_* values) and args.
@@ -104,69 +57,13 @@ func startCapture(t testing.TB, env map[string]string, args ...string) *captureP
 // startBinary runs bin (captureBin or plainBin) like startCapture.
 func startBinary(t testing.TB, bin string, env map[string]string, args ...string) *captureProc {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "REDMS_METRICS_ADDR=", "REDMS_LOG_LEVEL=info")
+	vars := append(os.Environ(), "REDMS_METRICS_ADDR=", "REDMS_LOG_LEVEL=info")
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		vars = append(vars, k+"="+v)
 	}
-	p := &captureProc{t: t, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redms-capture: %v", err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("redms-capture pid %d stderr:\n%s", cmd.Process.Pid, tail(p.stderr.String(), 8000))
-		}
-	})
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// kill sends SIGKILL and waits.
-func (p *captureProc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop sends SIGTERM and waits for the exit status.
-func (p *captureProc) stop(timeout time.Duration) error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		p.t.Errorf("redms-capture did not stop within %s of SIGTERM", timeout)
-		p.kill()
-		return p.err
-	}
-}
-
-// wait waits for the process to exit by itself.
-func (p *captureProc) wait(timeout time.Duration) error {
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		p.t.Fatalf("redms-capture still running after %s", timeout)
-		return nil
-	}
+	stdout := &proc.Log{}
+	p := testenv.StartProcess(t, proc.Options{Name: "redms-capture", Path: bin, Args: args, Env: vars, Stdout: stdout})
+	return &captureProc{Process: p, stdout: stdout}
 }
 
 func liveEnv(pgURL, natsURL, slot string) map[string]string {
@@ -176,6 +73,10 @@ func liveEnv(pgURL, natsURL, slot string) map[string]string {
 		"REDMS_SLOT":             slot,
 		"REDMS_SHUTDOWN_TIMEOUT": "10s",
 		"REDMS_CONFIRM_EVERY":    "100ms",
+		// These tests count the live stream's messages; tables they
+		// create before capture starts would be snapshotted (e2e tests
+		// snapshots).
+		"REDMS_SNAPSHOT": "never",
 	}
 }
 
@@ -230,18 +131,6 @@ func currentLSN(t testing.TB, c *pgx.Conn) pglogrepl.LSN {
 		t.Fatal(err)
 	}
 	return l
-}
-
-// eventually polls cond until it is true or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func streamCount(t testing.TB, js jetstream.JetStream, name string) uint64 {
@@ -308,6 +197,124 @@ func readStream(t testing.TB, js jetstream.JetStream, name string) []streamMsg {
 		}
 	}
 	return out
+}
+
+// changes returns the change records of msgs in stream order: every
+// record of a batch as a streamMsg of its own, its headers its message's
+// as they apply to it (its position, LSN and transaction; prev = the
+// record before it on the subject, the message's prev for the first);
+// messages of one change and parts as they are. Every batch must parse
+// (walheader.Parse, SplitBody) and every record with testdecoding.Parse.
+func changes(t testing.TB, msgs []streamMsg) []streamMsg {
+	t.Helper()
+	var out []streamMsg
+	for i, m := range msgs {
+		meta, err := walheader.Parse(m.Header)
+		if err != nil {
+			t.Fatalf("message %d (%s seq %d): %v", i, m.Subject, m.Seq, err)
+		}
+		if meta.Runs == nil {
+			if meta.Parts == 0 {
+				if _, err := testdecoding.Parse([]byte(m.Data)); err != nil {
+					t.Errorf("message %d (%s seq %d) %.60q: %v", i, m.Subject, m.Seq, m.Data, err)
+				}
+			}
+			out = append(out, m)
+			continue
+		}
+		recs, err := walheader.SplitBody([]byte(m.Data), meta.Lens)
+		if err != nil {
+			t.Fatalf("message %d (%s seq %d): %v", i, m.Subject, m.Seq, err)
+		}
+		pos := walheader.Positions(meta.Runs)
+		k := 0
+		for _, r := range meta.Runs {
+			for range r.Count {
+				if _, err := testdecoding.Parse(recs[k]); err != nil {
+					t.Errorf("message %d (%s seq %d) record %d %.60q: %v", i, m.Subject, m.Seq, k, recs[k], err)
+				}
+				h := nats.Header{}
+				for name, v := range m.Header {
+					switch name {
+					case walheader.Lens, walheader.Txns, walheader.LSNDeltas, walheader.LastPos, walheader.CommitLSN, walheader.CommitTime, walheader.PrevPos:
+					default:
+						h[name] = v
+					}
+				}
+				h.Set(walheader.FirstPos, pos[k].String())
+				h.Set(walheader.LSN, pglogrepl.LSN(meta.LSNs[k]).String())
+				h.Set(walheader.Xid, strconv.FormatUint(r.Xid, 10))
+				if r.CommitLSN != "" {
+					h.Set(walheader.CommitLSN, r.CommitLSN)
+					h.Set(walheader.CommitTime, r.CommitTime.Format(walheader.TimeLayout))
+				}
+				switch {
+				case k > 0:
+					h.Set(walheader.PrevPos, pos[k-1].String())
+				case meta.HasPrev:
+					h.Set(walheader.PrevPos, meta.Prev.String())
+				}
+				out = append(out, streamMsg{Subject: m.Subject, Header: h, Data: string(recs[k]), Seq: m.Seq})
+				k++
+			}
+		}
+	}
+	return out
+}
+
+// readChanges is changes(readStream(…)).
+func readChanges(t testing.TB, js jetstream.JetStream, name string) []streamMsg {
+	t.Helper()
+	return changes(t, readStream(t, js, name))
+}
+
+// streamChanges counts the change records in the stream (a part counts as
+// one) by reading every message's headers.
+func streamChanges(t testing.TB, js jetstream.JetStream, name string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.State.Msgs == 0 {
+		return 0
+	}
+	cname := fmt.Sprintf("counter-%d", time.Now().UnixNano())
+	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Name: cname, AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Hour, MaxAckPending: -1, HeadersOnly: true})
+	if err != nil {
+		t.Fatalf("create counting consumer: %v", err)
+	}
+	defer s.DeleteConsumer(context.Background(), cname)
+	n, seen := 0, uint64(0)
+	for seen < info.State.Msgs {
+		batch, err := cons.FetchNoWait(5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if lens := m.Headers().Get(walheader.Lens); lens != "" {
+				n += strings.Count(lens, ",") + 1
+			} else {
+				n++
+			}
+		}
+		if got == 0 {
+			break // removed meanwhile (a consumer acked them)
+		}
+		seen += uint64(got)
+	}
+	return n
+}
+
+// waitStreamHolds waits until the stream holds at least n change records.
+func waitStreamHolds(t testing.TB, js jetstream.JetStream, n int, timeout time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, timeout, fmt.Sprintf("%d changes in the stream", n), func() bool { return streamChanges(t, js, "REDMS_WAL") >= n })
 }
 
 func hasLine(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,13 +1,14 @@
 package main
 
 import (
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/pkg/walheader"
 )
 
@@ -37,7 +38,7 @@ CREATE TABLE logs_2024_01 (id int PRIMARY KEY, msg text);
 	env["REDMS_PARTITION_SUFFIX_REGEXP"] = `_\d{4}_\d{2}$`
 	env["REDMS_METRICS_ADDR"] = testenv.FreeAddr(t)
 	p := startCapture(t, env)
-	eventually(t, 30*time.Second, "slot created", func() bool { return slotConfirmed(t, db, "capture_live") != 0 })
+	testenv.Eventually(t, 30*time.Second, "slot created", func() bool { return slotConfirmed(t, db, "capture_live") != 0 })
 
 	exec1(t, db, `
 INSERT INTO orders VALUES (1, 'a'), (2, 'b');
@@ -55,10 +56,16 @@ DELETE FROM orders WHERE id = 1;
 	exec1(t, db, `TRUNCATE lines, audit`)
 	exec1(t, db, `INSERT INTO secret VALUES (2)`) // excluded only: nothing published, still confirmed
 	const want = 13
-	eventually(t, 30*time.Second, "13 messages", func() bool { return streamCount(t, js, "REDMS_WAL") >= want })
-	msgs := readStream(t, js, "REDMS_WAL")
+	waitStreamHolds(t, js, want, 30*time.Second)
+	raw := readStream(t, js, "REDMS_WAL")
+	checkIDs(t, raw)
+	// Batches hold a table's changes: back in source order by LSN (these
+	// transactions ran one after another; the TRUNCATE's two subjects
+	// share its LSN and keep stream order).
+	msgs := changes(t, raw)
+	sort.SliceStable(msgs, func(i, j int) bool { return lsnOf(t, msgs[i]) < lsnOf(t, msgs[j]) })
 	if len(msgs) != want {
-		t.Fatalf("stream holds %d messages, want %d", len(msgs), want)
+		t.Fatalf("stream holds %d changes, want %d", len(msgs), want)
 	}
 	type exp struct {
 		subject, bodyPrefix, keys, source, leaf string
@@ -81,7 +88,6 @@ DELETE FROM orders WHERE id = 1;
 	// The TRUNCATE body names both tables: test_decoding prints "table public.lines, public.audit: TRUNCATE".
 	exps[11].bodyPrefix = "table public.lines, public.audit: TRUNCATE: (no-flags)"
 	exps[12].bodyPrefix = exps[11].bodyPrefix
-	ids := map[string]bool{}
 	var lastLSN pglogrepl.LSN
 	for i, e := range exps {
 		m := msgs[i]
@@ -102,12 +108,6 @@ DELETE FROM orders WHERE id = 1;
 			t.Errorf("message %d: lsn %q after %s (%v)", i, m.Header.Get(walheader.LSN), lastLSN, err)
 		}
 		lastLSN = lsn
-		id := m.Header.Get(walheader.MsgID)
-		wantID := "shop:" + m.Header.Get(walheader.LSN) + ":" + m.Header.Get(walheader.Ordinal)
-		if id != wantID || ids[id] {
-			t.Errorf("message %d: msg id %q, want unique %q", i, id, wantID)
-		}
-		ids[id] = true
 		if m.Header.Get(walheader.Xid) == "" || m.Header.Get(walheader.CommitLSN) == "" {
 			t.Errorf("message %d: no xid or commit lsn: %v", i, m.Header)
 		}
@@ -115,20 +115,20 @@ DELETE FROM orders WHERE id = 1;
 			t.Errorf("message %d: commit time %q: %v", i, m.Header.Get(walheader.CommitTime), err)
 		}
 	}
-	// The TRUNCATE's two messages share an LSN, with ordinals 0 and 1.
+	// The TRUNCATE's two messages share its LSN and position.
 	if a, b := msgs[11].Header, msgs[12].Header; a.Get(walheader.LSN) != b.Get(walheader.LSN) ||
-		a.Get(walheader.Ordinal) != "0" || b.Get(walheader.Ordinal) != "1" {
+		a.Get(walheader.FirstPos) != b.Get(walheader.FirstPos) || a.Get(walheader.FirstPos) == "" {
 		t.Errorf("truncate headers %v / %v", a, b)
 	}
 	// Confirmed position: the slot reaches the last transaction (the excluded
 	// one after the TRUNCATE) and never passes the current WAL end.
 	truncCommit, _ := pglogrepl.ParseLSN(msgs[12].Header.Get(walheader.CommitLSN))
-	eventually(t, 10*time.Second, "slot confirmed past the truncate", func() bool { return slotConfirmed(t, db, "capture_live") > truncCommit })
+	testenv.Eventually(t, 10*time.Second, "slot confirmed past the truncate", func() bool { return slotConfirmed(t, db, "capture_live") > truncCommit })
 	metrics := httpGet(t, "http://"+env["REDMS_METRICS_ADDR"]+"/metrics")
 	for _, w := range []string{
 		`redms_capture_excluded_changes_total{table="public.secret"} 2`,
 		`redms_capture_changes_published_total{table="public.orders"} 5`,
-		`redms_capture_confirmed_lsn `, `redms_capture_slot_lag_bytes `, `redms_capture_inflight_publishes 0`,
+		`redms_capture_confirmed_lsn `, `redms_capture_slot_lag_bytes `, `redms_capture_inflight_messages 0`,
 	} {
 		if !strings.Contains(metrics, w) {
 			t.Errorf("metrics lack %q", w)
@@ -140,15 +140,15 @@ DELETE FROM orders WHERE id = 1;
 
 	// Stop; what was confirmed is exactly the end of the last transaction:
 	// a restart re-sends nothing and skips nothing.
-	if err := p.stop(15 * time.Second); err != nil {
+	if err := p.Stop(15 * time.Second); err != nil {
 		t.Fatalf("capture exit: %v", err)
 	}
 	confirmed := slotConfirmed(t, db, "capture_live")
 	exec1(t, db, `INSERT INTO orders VALUES (5, 'after restart', NULL)`)
 	p2 := startCapture(t, env)
-	eventually(t, 30*time.Second, "message after restart", func() bool { return streamCount(t, js, "REDMS_WAL") >= want+1 })
+	waitStreamHolds(t, js, want+1, 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
-	msgs = readStream(t, js, "REDMS_WAL")
+	msgs = readChanges(t, js, "REDMS_WAL")
 	if len(msgs) != want+1 || !strings.Contains(msgs[want].Data, "'after restart'") {
 		t.Fatalf("after restart the stream holds %d messages (last %q), want %d", len(msgs), msgs[len(msgs)-1].Data, want+1)
 	}
@@ -163,7 +163,17 @@ DELETE FROM orders WHERE id = 1;
 	if lsn < confirmed {
 		t.Errorf("new change at %s is before the confirmed %s", lsn, confirmed)
 	}
-	if err := p2.stop(15 * time.Second); err != nil {
+	if err := p2.Stop(15 * time.Second); err != nil {
 		t.Fatalf("capture exit: %v", err)
 	}
+}
+
+// lsnOf is a change's Redms-Lsn.
+func lsnOf(t *testing.T, m streamMsg) pglogrepl.LSN {
+	t.Helper()
+	l, err := pglogrepl.ParseLSN(m.Header.Get(walheader.LSN))
+	if err != nil {
+		t.Fatalf("%s %.40q: %s: %v", m.Subject, m.Data, walheader.LSN, err)
+	}
+	return l
 }

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	_ "net/http/pprof" // served only on REDMS_PPROF_ADDR
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -19,16 +17,18 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
-	"golang.org/x/sync/errgroup"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redms/redms/pkg/service"
+	"github.com/redms/redms/services/capture/internal/batch"
 	"github.com/redms/redms/services/capture/internal/catalog"
 	"github.com/redms/redms/services/capture/internal/change"
 	"github.com/redms/redms/services/capture/internal/publish"
-	"github.com/redms/redms/services/capture/internal/selection"
+	"github.com/redms/redms/services/capture/internal/slotrecord"
+	"github.com/redms/redms/services/capture/internal/snapshot"
 	"github.com/redms/redms/services/capture/internal/source"
+	"github.com/redms/redms/services/capture/internal/stream"
 )
 
 func main() {
@@ -39,6 +39,9 @@ func main() {
 var errBadInput = errors.New("some records could not be parsed")
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "snapshot" {
+		return snapshotCmd(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("redms-capture", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	useStdin := fs.Bool("stdin", false, "read pg_recvlogical -f - text from standard input instead of the slot")
@@ -47,35 +50,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var cfg Config
-	if err := envconfig.Process("REDMS", &cfg); err != nil {
-		fmt.Fprintln(stderr, "redms-capture: read configuration:", err)
-		return 2
-	}
-	if err := cfg.Validate(*useStdin); err != nil {
-		fmt.Fprintln(stderr, "redms-capture: invalid configuration:", err)
-		return 2
-	}
-	log, err := service.NewLogger(stderr, cfg.LogLevel)
+	cfg, err := readConfig(*useStdin)
 	if err != nil {
-		fmt.Fprintln(stderr, "redms-capture: REDMS_LOG_LEVEL:", err)
+		fmt.Fprintln(stderr, "redms-capture:", err)
 		return 2
 	}
-	flushSentry, err := service.InitSentry(cfg.SentryDSN, version(), map[string]string{"service": "redms-capture", "slot": cfg.Slot})
+	p, err := service.New(service.Options{Name: "redms-capture", Version: version(), Tags: map[string]string{"slot": cfg.Slot}, Log: stderr}, cfg.Settings)
 	if err != nil {
-		fmt.Fprintln(stderr, "redms-capture: REDMS_SENTRY_DSN:", err)
+		fmt.Fprintln(stderr, "redms-capture:", err)
 		return 2
 	}
-	defer flushSentry()
-	// A panic on this goroutine reaches Sentry before the process dies.
-	defer func() {
-		if r := recover(); r != nil {
-			service.ReportPanic(r)
-			flushSentry()
-			panic(r)
-		}
-	}()
-	log = slog.New(service.SentryHandler(log.Handler())).With("service", "redms-capture")
+	defer p.Close()
+	log := p.Log
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -93,14 +79,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	tuneGC()
 
-	ctx, stop := service.SignalContext(context.Background())
-	defer stop()
-
-	app := &app{cfg: cfg, log: log, dry: *dry, stdout: stdout, stderr: stderr}
-	err = app.run(ctx, *useStdin, stdin)
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		err = nil // stopped by a signal before everything was up
-	}
+	// In --stdin mode the run ends when the input is published.
+	ctx, done := context.WithCancel(context.Background())
+	defer done()
+	a := &app{cfg: cfg, log: log, dry: *dry, stdout: stdout, stderr: stderr, m: newMetrics(p.Registry), health: p.Health}
+	err = p.Run(ctx, func(ctx context.Context) error {
+		if *useStdin {
+			return a.runStdin(ctx, p, stdin, done)
+		}
+		return a.runSlot(ctx, p)
+	})
 	switch {
 	case errors.Is(err, errBadInput):
 		log.Error("finished with errors", "err", err)
@@ -138,7 +126,7 @@ type app struct {
 	dry            bool
 	stdout, stderr io.Writer
 	m              *metrics
-	health         service.Health
+	health         *service.Health
 	srcReady       atomic.Bool
 	nc             atomic.Pointer[nats.Conn] // set once connected; read by NATS callbacks
 }
@@ -156,9 +144,10 @@ func (a *app) updateReady() {
 	}
 }
 
-// sink consumes batches: the JetStream publisher or the dry-run writer.
+// sink consumes chunks of changes: the JetStream publisher or the dry-run
+// writer.
 type sink interface {
-	Run(ctx context.Context, in <-chan publish.Batch) error
+	Run(ctx context.Context, in <-chan batch.Chunk) error
 }
 
 var (
@@ -166,94 +155,207 @@ var (
 	_ sink = (*dryRun)(nil)
 )
 
-func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
-	reg := service.NewRegistry()
-	a.m = newMetrics(reg)
+const (
+	// recheckKeyless: a table whose lookup found no key is looked up again
+	// at its next transaction once this passed (a key added after loading:
+	// pgbench -i, pg_restore).
+	recheckKeyless = time.Second
+	// recordEvery: how often the confirmed position is written to the
+	// slot's record in KV (slotrecord).
+	recordEvery = 10 * time.Second
+)
 
-	// In --stdin mode the run ends when the input is published: done then
-	// stops the HTTP server too.
-	ctx, done := context.WithCancel(ctx)
-	defer done()
-	g, gctx := errgroup.WithContext(ctx)
-	if a.cfg.MetricsAddr != "" {
-		srv := service.NewServer(a.cfg.MetricsAddr, reg, &a.health)
-		g.Go(func() error { return service.Serve(gctx, srv, 5*time.Second) })
-	}
-	if a.cfg.PprofAddr != "" {
-		srv := &http.Server{Addr: a.cfg.PprofAddr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error { return service.Serve(gctx, srv, 5*time.Second) })
-	}
+// The data path: the slot (or stdin) → source → assembler (positions,
+// headers from the table cache) → chunks of changes → publisher (batches
+// per subject, prev; or the dry-run writer).
 
-	keys, _ := catalog.ParseTableKeys(a.cfg.TableKeys) // validated
-	filter, _ := selection.NewFilter(a.cfg.IncludeTables, a.cfg.ExcludeTables)
-	suffix, _ := selection.NewSuffix(a.cfg.PartitionSuffixRegexp)
-	builder := &change.Builder{
-		Filter: filter, Suffix: suffix, MaxTxnChanges: a.cfg.TxnBuffer, Log: a.log,
+// tables is the table cache's configuration for database db.
+func (a *app) tables(db string, r change.Resolver) change.TablesConfig {
+	return change.TablesConfig{DB: db, Resolver: r, Filter: a.cfg.filter, Suffix: a.cfg.suffix, Log: a.log}
+}
+
+// assembler is the assembler's configuration.
+func (a *app) assembler() change.AssemblerConfig {
+	return change.AssemblerConfig{MaxTxnChanges: a.cfg.TxnBuffer, Log: a.log,
 		Metrics: change.Metrics{
 			Excluded:     func(t string) { a.m.excluded.WithLabelValues(t).Inc() },
 			Transactions: a.m.transactions.Inc,
 		},
 	}
+}
 
-	var pool *pgxpool.Pool
-	if useStdin {
-		builder.DB = a.cfg.Database
-		if builder.DB == "" {
-			builder.DB = "stdin"
-		}
-		builder.Resolver = catalog.Static{Keys: keys}
-		a.srcReady.Store(true)
-		a.updateReady()
-	} else {
-		var err error
-		pool, err = pgxpool.New(ctx, a.cfg.SourceURL)
-		if err != nil {
-			return fmt.Errorf("open source pool: %w", err)
-		}
-		defer pool.Close()
-		builder.Resolver = catalog.Live{Q: pool, Keys: keys}
-		builder.DB = a.cfg.Database
-		if builder.DB == "" {
-			if builder.DB, err = retry(gctx, a.log, "read current database", func(ctx context.Context) (string, error) {
-				var db string
-				err := pool.QueryRow(ctx, "SELECT current_database()").Scan(&db)
-				return db, err
-			}); err != nil {
-				return err
-			}
+// runSlot reads the slot and publishes until ctx ends.
+func (a *app) runSlot(ctx context.Context, p *service.Process) error {
+	pool, err := pgxpool.New(ctx, a.cfg.SourceURL)
+	if err != nil {
+		return fmt.Errorf("open source pool: %w", err)
+	}
+	defer pool.Close()
+	db := a.cfg.Database
+	if db == "" {
+		if err := a.retry(ctx, "read current database", func(ctx context.Context) error {
+			return pool.QueryRow(ctx, "SELECT current_database()").Scan(&db)
+		}); err != nil {
+			return err
 		}
 	}
-
+	out, err := a.startSink(ctx, p, nil)
+	if err != nil {
+		return err
+	}
+	defer a.closeNATS()
 	var (
-		snk   sink
-		acked = func() uint64 { return 0 }
+		evidence source.Evidence // nil in a dry run: nothing is recorded
+		keeper   *slotrecord.Keeper
+		spills   *slotrecord.Spills
 	)
-	if a.dry {
-		snk = newDryRun(a.stdout)
-	} else {
-		js, err := a.connectNATS(gctx)
+	if out.js != nil {
+		var kv jetstream.KeyValue
+		if err := a.retry(ctx, "open kv bucket "+slotrecord.Bucket, func(ctx context.Context) (err error) {
+			kv, err = slotrecord.Open(ctx, out.js, a.cfg.StreamReplicas)
+			return err
+		}); err != nil {
+			return err
+		}
+		keeper = slotrecord.NewKeeper(kv, a.cfg.Stream, db, a.cfg.Slot)
+		evidence = keeper
+		p.Go("slot record", func(ctx context.Context) error { return keeper.Run(ctx, recordEvery) })
+		if err := a.retry(ctx, "read spilled transactions' bases", func(ctx context.Context) (err error) {
+			spills, err = slotrecord.LoadSpills(ctx, kv, a.cfg.Stream, db, a.cfg.Slot)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	live := catalog.Live{Q: pool, Keys: a.cfg.tableKeys}
+	tables := a.tables(db, live)
+	tables.RecheckKeyless = recheckKeyless
+	asmCfg := a.assembler()
+	if spills != nil {
+		asmCfg.Spills = spills
+	}
+	srcCfg := source.Config{URL: a.cfg.SourceURL, Slot: a.cfg.Slot, ConfirmEvery: a.cfg.ConfirmEvery, DryRun: a.dry, SlotCreate: a.cfg.SlotCreate, StandbyRetry: a.cfg.StandbyRetry}
+	if out.js != nil {
+		coord := snapshot.NewCoordinator()
+		asmCfg.Snapshots = coord
+		runner, requests, err := a.snapshotRunner(ctx, out, pool, live, coord, db)
 		if err != nil {
 			return err
 		}
-		defer a.nc.Load().Close()
-		pub := publish.New(js, a.cfg.MaxInflight, 0, a.log, publish.Metrics{
+		if a.cfg.Snapshot == SnapshotInitial {
+			srcCfg.BeforeCreate = func(ctx context.Context) error { return a.requestInitial(ctx, pool, requests, db) }
+		}
+		p.Go("snapshots", runner.Run)
+	}
+	asm := change.NewAssembler(change.NewTables(tables), asmCfg)
+	src := source.New(srcCfg,
+		a.log, asm, evidence, out.acked, source.Metrics{
+			Confirmed: func(l uint64) {
+				a.m.confirmed.Set(float64(l))
+				if keeper != nil {
+					keeper.Confirmed(l)
+				}
+			},
+			Unparsed: a.m.unparsed.Inc,
+			Standby: func(s bool) {
+				if s {
+					a.m.standby.Set(1)
+				} else {
+					a.m.standby.Set(0)
+				}
+			},
+			Ready: func(r bool) {
+				a.srcReady.Store(r)
+				a.updateReady()
+			},
+		})
+	p.Go("slot lag poll", func(ctx context.Context) error { return a.pollSlotLag(ctx, pool) })
+	// The source returns once the publisher has drained (or given up).
+	err = src.Run(ctx, out.chunks, out.drained)
+	if keeper != nil { // the last confirmed position, for a slot lost later
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if ferr := keeper.Flush(fctx); ferr != nil {
+			a.log.Warn("record the last confirmed position", "err", ferr)
+		}
+	}
+	return err
+}
+
+// runStdin publishes pg_recvlogical text from in, then ends the run (done).
+func (a *app) runStdin(ctx context.Context, p *service.Process, in io.Reader, done func()) error {
+	db := a.cfg.Database
+	if db == "" {
+		db = "stdin"
+	}
+	a.srcReady.Store(true)
+	a.updateReady()
+	out, err := a.startSink(ctx, p, done)
+	if err != nil {
+		return err
+	}
+	defer a.closeNATS()
+	asmCfg := a.assembler()
+	asmCfg.Numbering = change.PerInput
+	asm := change.NewAssembler(change.NewTables(a.tables(db, catalog.Static{Keys: a.cfg.tableKeys})), asmCfg)
+	err = a.readStdin(ctx, in, asm, out.chunks)
+	<-out.drained
+	return err
+}
+
+// sinkLoop is the running sink: it reads chunks until they are closed,
+// closes drained when it is done, and acked is the position the publisher
+// confirmed; js is its JetStream (nil in a dry run).
+type sinkLoop struct {
+	chunks  chan batch.Chunk
+	drained chan struct{}
+	acked   func() uint64
+	js      jetstream.JetStream
+}
+
+// startSink connects the sink (JetStream, or the dry-run writer) and runs
+// it as a loop. At a stop it has REDMS_SHUTDOWN_TIMEOUT to publish what it
+// holds; once it is done onDone (when not nil) is called.
+func (a *app) startSink(ctx context.Context, p *service.Process, onDone func()) (sinkLoop, error) {
+	out := sinkLoop{chunks: make(chan batch.Chunk, 4), drained: make(chan struct{}), acked: func() uint64 { return 0 }}
+	var snk sink
+	if a.dry {
+		snk = newDryRun(a.stdout)
+	} else {
+		js, streamMax, err := a.connectNATS(ctx)
+		if err != nil {
+			return out, err
+		}
+		inflightBytes := stream.InflightBytes(a.cfg.MaxInflightBytes, streamMax)
+		if inflightBytes < a.cfg.MaxInflightBytes {
+			a.log.Info("bytes in flight bounded by the stream's max bytes", "max_inflight_bytes", inflightBytes, "stream_max_bytes", streamMax)
+		}
+		out.js = js
+		nc := a.nc.Load()
+		if max := nc.MaxPayload(); int64(a.cfg.BatchBytes) > max {
+			a.log.Warn("REDMS_BATCH_BYTES is above the server's max payload: batches close at the max payload", "batch_bytes", a.cfg.BatchBytes, "max_payload", max)
+		}
+		pub := publish.New(js, publish.Config{
+			MaxInflight:      a.cfg.MaxInflight,
+			MaxInflightBytes: inflightBytes,
+			Batch:            batch.Config{Bytes: a.cfg.BatchBytes, Records: a.cfg.BatchRecords, Linger: a.cfg.BatchLinger, MaxPayload: nc.MaxPayload},
+			Unanswered:       a.moveServer,
+		}, 0, a.log, publish.Metrics{
 			Published: a.m.onPublished,
 			Retry:     a.m.retries.Inc,
 			Inflight:  a.m.setInflight,
 		})
-		snk, acked = pub, pub.Confirmed
+		snk, out.acked = pub, pub.Confirmed
 	}
-
-	batches := make(chan publish.Batch, 4)
-	sinkCtx, sinkCancel := context.WithCancel(context.Background())
-	defer sinkCancel()
-	drained := make(chan struct{})
-	g.Go(func() error {
-		defer close(drained)
-		if useStdin {
-			defer done()
+	// The sink's own context outlives the stop by the shutdown timeout.
+	sinkCtx, sinkCancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.Go("publisher", func(context.Context) error {
+		defer sinkCancel()
+		defer close(out.drained)
+		if onDone != nil {
+			defer onDone()
 		}
-		err := snk.Run(sinkCtx, batches)
+		err := snk.Run(sinkCtx, out.chunks)
 		if err != nil && sinkCtx.Err() != nil {
 			a.log.Warn("shutdown deadline passed before every publish was acknowledged; the slot re-sends them", "timeout", a.cfg.ShutdownTimeout)
 			return nil
@@ -263,37 +365,25 @@ func (a *app) run(ctx context.Context, useStdin bool, stdin io.Reader) error {
 		}
 		return nil
 	})
-	g.Go(func() error {
+	p.Go("publish deadline", func(ctx context.Context) error {
 		select {
-		case <-gctx.Done():
-		case <-drained:
+		case <-ctx.Done():
+		case <-out.drained:
 			return nil
 		}
-		t := time.NewTimer(a.cfg.ShutdownTimeout)
-		defer t.Stop()
 		select {
-		case <-t.C:
+		case <-time.After(a.cfg.ShutdownTimeout):
 			sinkCancel()
-		case <-drained:
+		case <-out.drained:
 		}
 		return nil
 	})
+	return out, nil
+}
 
-	if useStdin {
-		g.Go(func() error { return a.readStdin(gctx, stdin, builder, batches) })
-		return g.Wait()
+// closeNATS closes the NATS connection, if there is one.
+func (a *app) closeNATS() {
+	if nc := a.nc.Load(); nc != nil {
+		nc.Close()
 	}
-
-	src := source.New(source.Config{URL: a.cfg.SourceURL, Slot: a.cfg.Slot, ConfirmEvery: a.cfg.ConfirmEvery, DryRun: a.dry},
-		a.log, builder, acked, source.Metrics{
-			Confirmed: func(l uint64) { a.m.confirmed.Set(float64(l)) },
-			Unparsed:  a.m.unparsed.Inc,
-			Ready: func(r bool) {
-				a.srcReady.Store(r)
-				a.updateReady()
-			},
-		})
-	g.Go(func() error { return src.Run(gctx, batches, drained) })
-	g.Go(func() error { return a.pollSlotLag(gctx, pool) })
-	return g.Wait()
 }

@@ -4,18 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/redms/redms/pkg/natsconn"
+	"github.com/redms/redms/pkg/service"
 	"github.com/redms/redms/services/capture/internal/stream"
 )
 
-// connectNATS connects (retrying in the background for ever) and makes sure
-// the stream exists and fits.
-func (a *app) connectNATS(ctx context.Context) (jetstream.JetStream, error) {
+// connectNATS connects (retrying in the background for ever), makes sure
+// the stream exists and fits, and returns the stream's max bytes.
+func (a *app) connectNATS(ctx context.Context) (jetstream.JetStream, int64, error) {
 	nc, err := nats.Connect(a.cfg.NATSURL,
 		nats.Name("redms-capture"),
 		nats.MaxReconnects(-1),
@@ -32,7 +33,7 @@ func (a *app) connectNATS(ctx context.Context) (jetstream.JetStream, error) {
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, 0, fmt.Errorf("connect to nats: %w", err)
 	}
 	a.nc.Store(nc)
 	a.updateReady()
@@ -40,49 +41,42 @@ func (a *app) connectNATS(ctx context.Context) (jetstream.JetStream, error) {
 		jetstream.WithPublishAsyncTimeout(a.cfg.AckTimeout),
 		jetstream.WithPublishAsyncMaxPending(a.cfg.MaxInflight+16))
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return nil, 0, fmt.Errorf("jetstream: %w", err)
 	}
 	settings := stream.Settings{Name: a.cfg.Stream, Replicas: a.cfg.StreamReplicas, MaxBytes: a.cfg.StreamMaxBytes, DedupWindow: a.cfg.DedupWindow}
-	var invalid error
-	created, err := retry(ctx, a.log, "ensure stream", func(ctx context.Context) (bool, error) {
-		c, err := stream.Ensure(ctx, js, settings)
-		if err != nil && errors.Is(err, stream.ErrMismatch) {
-			invalid = err
-			return false, nil
+	var created bool
+	var cfg jetstream.StreamConfig
+	err = a.retry(ctx, "ensure stream", func(ctx context.Context) error {
+		c, isNew, err := stream.Ensure(ctx, js, settings)
+		if errors.Is(err, stream.ErrMismatch) {
+			return service.Permanent(err)
 		}
-		return c, err
+		cfg, created = c, isNew
+		return err
 	})
-	if invalid != nil {
-		return nil, invalid
-	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	a.log.Info("stream ready", "stream", a.cfg.Stream, "created", created)
-	return js, nil
+	a.log.Info("stream ready", "stream", a.cfg.Stream, "created", created, "max_bytes", cfg.MaxBytes)
+	return js, cfg.MaxBytes, nil
 }
 
-// retry calls f until it succeeds or ctx ends, with backoff.
-func retry[T any](ctx context.Context, log *slog.Logger, what string, f func(context.Context) (T, error)) (T, error) {
-	wait := 200 * time.Millisecond
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		v, err := f(cctx)
-		cancel()
-		if err == nil {
-			return v, nil
-		}
-		if ctx.Err() != nil {
-			return v, fmt.Errorf("%s: %w", what, err)
-		}
-		log.Warn(what+": retrying", "err", err, "backoff", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return v, fmt.Errorf("%s: %w", what, ctx.Err())
-		}
-		wait = min(wait*2, 5*time.Second)
+// moveServer moves capture to another server of REDMS_NATS_URL when the
+// one it is on leaves publishes unanswered (natsconn.MoveServer).
+func (a *app) moveServer(err error) { natsconn.MoveServer(a.nc.Load(), a.log, err) }
+
+// retry calls f, each call bounded by 10 s, until it succeeds or ctx ends,
+// with backoff from 200 ms to 5 s.
+func (a *app) retry(ctx context.Context, what string, f func(context.Context) error) error {
+	err := service.Retry(ctx, service.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return f(ctx)
+	}, func(err error, wait time.Duration) {
+		a.log.Warn(what+": retrying", "err", err, "backoff", wait)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return nil
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
 // TestSlotWithOtherPlugin: an existing slot of another plugin is a clear
@@ -20,10 +20,10 @@ func TestSlotWithOtherPlugin(t *testing.T) {
 	db := connect(t, url)
 	exec1(t, db, "SELECT pg_create_logical_replication_slot('other', 'pgoutput')")
 	p := startCapture(t, liveEnv(url, ns.URL(), "other"))
-	if err := p.wait(30 * time.Second); err == nil {
+	if err := p.WaitExit(30 * time.Second); err == nil {
 		t.Fatal("capture exited 0 with a pgoutput slot")
 	}
-	if s := p.stderr.String(); !strings.Contains(s, `slot other: slot uses another output plugin: \"pgoutput\", want \"test_decoding\"`) {
+	if s := p.Log.String(); !strings.Contains(s, `slot other: slot uses another output plugin: \"pgoutput\", want \"test_decoding\"`) {
 		t.Errorf("stderr does not explain the plugin:\n%s", s)
 	}
 	var plugin string
@@ -41,10 +41,10 @@ func TestSlotOfAnotherDatabase(t *testing.T) {
 	exec1(t, connect(t, other), "SELECT pg_create_logical_replication_slot('shared', 'test_decoding')")
 	url := pg.CreateDatabase(t, "shop")
 	p := startCapture(t, liveEnv(url, ns.URL(), "shared"))
-	if err := p.wait(30 * time.Second); err == nil {
+	if err := p.WaitExit(30 * time.Second); err == nil {
 		t.Fatal("capture exited 0 with a slot of another database")
 	}
-	if s := p.stderr.String(); !strings.Contains(s, `slot shared: slot is not usable: it belongs to database \"other\"`) {
+	if s := p.Log.String(); !strings.Contains(s, `slot shared: slot is not usable: it belongs to database \"other\"`) {
 		t.Errorf("stderr does not explain the database:\n%s", s)
 	}
 }
@@ -62,10 +62,10 @@ func TestStreamMismatch(t *testing.T) {
 	}
 	url := pg.CreateDatabase(t, "shop")
 	p := startCapture(t, liveEnv(url, ns.URL(), "s"))
-	if err := p.wait(30 * time.Second); err == nil {
+	if err := p.WaitExit(30 * time.Second); err == nil {
 		t.Fatal("capture exited 0 with a limits/discard-old stream")
 	}
-	s := p.stderr.String()
+	s := p.Log.String()
 	for _, want := range []string{"stream REDMS_WAL does not fit redms", "retention is Limits, want workqueue", "discard policy is DiscardOld, want new"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, s)
@@ -95,9 +95,9 @@ func TestLiveDryRun(t *testing.T) {
 	exec1(t, db, "INSERT INTO t VALUES (1, 'x')")
 	env := liveEnv(url, "nats://127.0.0.1:1", "dry") // no NATS needed
 	p := startCapture(t, env, "--dry-run")
-	eventually(t, 30*time.Second, "a JSON line", func() bool { return strings.Contains(p.stdout.String(), "\n") })
+	testenv.Eventually(t, 30*time.Second, "a JSON line", func() bool { return strings.Contains(p.stdout.String(), "\n") })
 	time.Sleep(time.Second) // several status updates
-	if err := p.stop(15 * time.Second); err != nil {
+	if err := p.Stop(15 * time.Second); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
 	want := `{"database":"shop","schema":"public","table":"t","op":"OP_INSERT","columns":[{"name":"id","type":"integer","value":"1"},{"name":"v","type":"text","value":"x"}]`

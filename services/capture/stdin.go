@@ -5,26 +5,35 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 
 	"github.com/redms/redms/pkg/testdecoding"
+	"github.com/redms/redms/services/capture/internal/batch"
 	"github.com/redms/redms/services/capture/internal/change"
-	"github.com/redms/redms/services/capture/internal/publish"
 )
 
 // readStdin publishes pg_recvlogical text. There are no LSNs: record n
-// (1-based, every record counted) gets LSN 0/n.
-func (a *app) readStdin(ctx context.Context, in io.Reader, b *change.Builder, out chan<- publish.Batch) error {
+// (1-based, every record counted) gets LSN 0/n; positions are the run's
+// epoch (REDMS_STDIN_EPOCH, default the start time in ns) and the change
+// record's number, so a later run's ids differ.
+func (a *app) readStdin(ctx context.Context, in io.Reader, asm *change.Assembler, out chan<- batch.Chunk) error {
 	defer close(out)
-	b.Emit = func(ctx context.Context, batch publish.Batch) error {
+	hand := func(b batch.Chunk) error {
 		select {
-		case out <- batch:
+		case out <- b:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	epoch := a.cfg.StdinEpoch
+	if epoch == 0 {
+		epoch = uint64(time.Now().UnixNano())
+	}
+	asm.Start(epoch)
+	a.log.Info("reading stdin", "epoch", epoch)
 	r := testdecoding.NewReader(in)
 	var (
 		rec testdecoding.Record
@@ -48,12 +57,20 @@ func (a *app) readStdin(ctx context.Context, in io.Reader, b *change.Builder, ou
 			return fmt.Errorf("read stdin: %w", err)
 		}
 		n++
-		if err := b.Record(ctx, &rec, raw, pglogrepl.LSN(n)); err != nil {
-			return err
+		b, ok, err := asm.Record(ctx, &rec, raw, pglogrepl.LSN(n))
+		if err != nil {
+			return fmt.Errorf("stdin record %d (line %d): %w", n, r.Line(), err)
+		}
+		if ok {
+			if err := hand(b); err != nil {
+				return err
+			}
 		}
 	}
-	if err := b.Flush(ctx); err != nil {
-		return err
+	if b, ok := asm.Flush(); ok {
+		if err := hand(b); err != nil {
+			return err
+		}
 	}
 	if bad > 0 {
 		return fmt.Errorf("%w: %d of %d", errBadInput, bad, n)

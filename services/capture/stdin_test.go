@@ -10,13 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/pkg/walheader"
 )
 
@@ -241,32 +242,125 @@ func TestStdinPublish(t *testing.T) {
 	}
 	ns := testenv.StartNATS(t)
 	_, js := ns.Connect(t)
-	out, stderr, code := runStdin(t, input, map[string]string{"REDMS_NATS_URL": ns.URL(), "REDMS_DATABASE": "shop"}, "--stdin")
+	// No linger cut: batches close on their limits and at the end of
+	// input only, so a second run cuts them the same.
+	env := map[string]string{"REDMS_NATS_URL": ns.URL(), "REDMS_DATABASE": "shop", "REDMS_STDIN_EPOCH": "1", "REDMS_BATCH_LINGER": "1h"}
+	out, stderr, code := runStdin(t, input, env, "--stdin")
 	if code != 0 || out != "" {
 		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, stderr)
 	}
 	dry, _, _ := runStdin(t, input, nil, "--stdin", "--dry-run")
 	want := parseLines(t, dry)
-	msgs := readStream(t, js, "REDMS_WAL")
-	if len(msgs) != len(want) {
-		t.Fatalf("stream holds %d messages, want %d", len(msgs), len(want))
+	raw := readStream(t, js, "REDMS_WAL")
+	checkIDs(t, raw)
+	msgs := changes(t, raw)
+	if len(msgs) != len(want) || len(raw) >= len(want) {
+		t.Fatalf("stream holds %d changes in %d messages, want %d changes in batches", len(msgs), len(raw), len(want))
 	}
+	// Records in the input's order: their LSNs are their numbers.
+	sort.SliceStable(msgs, func(i, j int) bool { return lsnOf(t, msgs[i]) < lsnOf(t, msgs[j]) })
 	for i, m := range msgs {
 		if got := m.Header.Get(walheader.LSN); got != want[i].Lsn {
-			t.Errorf("message %d: lsn %s, want %s", i, got, want[i].Lsn)
+			t.Errorf("change %d: lsn %s, want %s", i, got, want[i].Lsn)
 		}
-		if !strings.HasPrefix(m.Header.Get(walheader.MsgID), "shop:"+want[i].Lsn+":") {
-			t.Errorf("message %d: msg id %s", i, m.Header.Get(walheader.MsgID))
+		if tbl := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]; tbl != want[i].Table || !strings.HasPrefix(m.Header.Get(walheader.FirstPos), "0/1:") {
+			t.Errorf("change %d: %s at %s, want %s on the epoch 0/1", i, m.Subject, m.Header.Get(walheader.FirstPos), want[i].Table)
 		}
 		if m.Header.Get(walheader.CommitLSN) == "" || m.Header.Get(walheader.CommitTime) == "" {
-			t.Errorf("message %d: commit headers missing: %v", i, m.Header)
+			t.Errorf("change %d: commit headers missing: %v", i, m.Header)
 		}
 	}
-	// Publishing the same input again is deduplicated by Nats-Msg-Id.
-	if _, stderr, code := runStdin(t, input, map[string]string{"REDMS_NATS_URL": ns.URL(), "REDMS_DATABASE": "shop"}, "--stdin"); code != 0 {
+	// Publishing the same input with the same epoch again is deduplicated
+	// by Nats-Msg-Id.
+	if _, stderr, code := runStdin(t, input, env, "--stdin"); code != 0 {
 		t.Fatalf("second run: exit %d\n%s", code, stderr)
 	}
-	if n := streamCount(t, js, "REDMS_WAL"); n != uint64(len(want)) {
-		t.Errorf("after a second run the stream holds %d messages, want %d", n, len(want))
+	if n := streamCount(t, js, "REDMS_WAL"); n != uint64(len(raw)) {
+		t.Errorf("after a second run the stream holds %d messages, want %d", n, len(raw))
+	}
+}
+
+// TestStdinRunsGetTheirOwnIDs: two different inputs, or two runs of one
+// pipe, must not share Nats-Msg-Ids — within the dedup window the second
+// would be dropped silently. Every run has an epoch (REDMS_STDIN_EPOCH,
+// default its start time) as the base of its positions.
+func TestStdinRunsGetTheirOwnIDs(t *testing.T) {
+	ns := testenv.StartNATS(t)
+	_, js := ns.Connect(t)
+	input := func(v string) []byte {
+		return []byte("BEGIN 10\ntable public.t: INSERT: id[integer]:1 v[text]:'" + v + "'\n" +
+			"table public.t: UPDATE: id[integer]:1 v[text]:'" + v + "2'\nCOMMIT 10\n")
+	}
+	env := map[string]string{"REDMS_NATS_URL": ns.URL(), "REDMS_DATABASE": "shop", "REDMS_BATCH_LINGER": "1h"}
+	for _, v := range []string{"first", "second"} {
+		if _, stderr, code := runStdin(t, input(v), env, "--stdin"); code != 0 {
+			t.Fatalf("run %s: exit %d\n%s", v, code, stderr)
+		}
+	}
+	msgs := readChanges(t, js, "REDMS_WAL")
+	var bodies []string
+	for _, m := range msgs {
+		bodies = append(bodies, m.Data)
+	}
+	if len(msgs) != 4 {
+		t.Fatalf("the stream holds %d changes, want both runs' 4: %q", len(msgs), bodies)
+	}
+	p1, p2 := posOf(t, 1, msgs[1]), posOf(t, 2, msgs[2])
+	if !p1.Less(p2) || p2.Index != 1 {
+		t.Errorf("second run starts at %s after %s, want a higher base and index 1", p2, p1)
+	}
+
+	// An epoch set explicitly is the base; index is the change's number.
+	env["REDMS_STDIN_EPOCH"] = "4096"
+	if _, stderr, code := runStdin(t, input("third"), env, "--stdin"); code != 0 {
+		t.Fatalf("run third: exit %d\n%s", code, stderr)
+	}
+	// The same input with the same epoch again is a duplicate.
+	if _, stderr, code := runStdin(t, input("third"), env, "--stdin"); code != 0 {
+		t.Fatalf("run third again: exit %d\n%s", code, stderr)
+	}
+	raw := readStream(t, js, "REDMS_WAL")
+	checkIDs(t, raw)
+	msgs = changes(t, raw)
+	if len(msgs) != 6 {
+		t.Fatalf("the stream holds %d changes, want 6", len(msgs))
+	}
+	for i, want := range []string{"0/1000:1", "0/1000:2"} {
+		m := msgs[4+i]
+		if got := m.Header.Get(walheader.FirstPos); got != want {
+			t.Errorf("change %d: position %s, want %s", 4+i, got, want)
+		}
+	}
+	if got := raw[len(raw)-1].Header.Get(walheader.MsgID); got != "redms.wal.shop.public.t:0/1000:1-0/1000:2" {
+		t.Errorf("id of the third run's batch %q, want its subject and positions", got)
+	}
+	if got := msgs[5].Header.Get(walheader.PrevPos); got != "0/1000:1" {
+		t.Errorf("second change's prev %q, want 0/1000:1", got)
+	}
+}
+
+// TestStdinChangeBeforeBegin: input cut mid-transaction starts with changes
+// and no BEGIN; they are published (with a warning), not dropped when the
+// next BEGIN arrives.
+func TestStdinChangeBeforeBegin(t *testing.T) {
+	input := "table public.t: INSERT: id[integer]:1\n" +
+		"table public.t: INSERT: id[integer]:2\n" +
+		"BEGIN 11\n" +
+		"table public.t: INSERT: id[integer]:3\n" +
+		"COMMIT 11\n"
+	out, stderr, code := runStdin(t, []byte(input), nil, "--stdin", "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	cs := parseLines(t, out)
+	var got []string
+	for _, c := range cs {
+		got = append(got, c.Columns[0].Value)
+	}
+	if strings.Join(got, ",") != "1,2,3" {
+		t.Errorf("changes %v, want 1,2,3 (nothing before the BEGIN dropped)", got)
+	}
+	if !strings.Contains(stderr, `"level":"WARN"`) || !strings.Contains(stderr, "BEGIN") {
+		t.Errorf("no warning about changes before any BEGIN:\n%s", stderr)
 	}
 }

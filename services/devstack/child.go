@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"runtime"
-	"syscall"
 	"time"
+
+	"github.com/redms/redms/pkg/testinfra/proc"
 )
 
 // child is one service process (capture, a loader, rsemu) that devstack
-// owns. It dies with devstack: Pdeathsig=SIGKILL is armed on the thread
-// that starts it, and that thread stays locked until the process has exited
-// (Linux sends the signal when the starting thread, not the process, exits).
+// owns, its output appended to logPath. It dies with devstack
+// (proc.Options.DieWithParent).
 type child struct {
 	name    string
 	path    string
@@ -22,74 +20,31 @@ type child struct {
 	env     []string
 	logPath string
 
-	pid    int
-	exited chan struct{} // closed once the process has exited
-	err    error         // Wait's result, read after exited is closed
+	p *proc.Process
 }
 
-// start starts the process with stdout and stderr appended to logPath.
+// start starts the process.
 func (c *child) start() error {
 	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("open log of %s: %w", c.name, err)
 	}
-	started := make(chan error, 1)
-	c.exited = make(chan struct{})
-	go func() {
-		defer logf.Close()
-		runtime.LockOSThread()
-		// The thread stays locked for the process's lifetime and is released
-		// (not destroyed) after Wait, so Pdeathsig fires only if devstack dies.
-		defer runtime.UnlockOSThread()
-		cmd := exec.Command(c.path, c.args...)
-		cmd.Env = c.env
-		cmd.Stdout = logf
-		cmd.Stderr = logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Pdeathsig: syscall.SIGKILL,
-			// Its own process group: a terminal's Ctrl-C reaches devstack
-			// only, which then stops the children in order.
-			Setpgid: true,
-		}
-		if err := cmd.Start(); err != nil {
-			started <- fmt.Errorf("start %s (%s): %w", c.name, c.path, err)
-			close(c.exited)
-			return
-		}
-		c.pid = cmd.Process.Pid
-		started <- nil
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	return <-started
+	// The child writes to its own copy of the file.
+	defer logf.Close()
+	c.p, err = proc.Start(proc.Options{Name: c.name, Path: c.path, Args: c.args, Env: c.env, Stdout: logf, Stderr: logf, DieWithParent: true})
+	return err
 }
 
-// running reports whether the process has not exited.
-func (c *child) running() bool {
-	select {
-	case <-c.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop sends SIGTERM and waits up to grace, then SIGKILLs and waits.
+// stop sends SIGTERM and waits up to grace, then SIGKILLs and waits; only
+// the kill is an error.
 func (c *child) stop(grace time.Duration) error {
-	if c.exited == nil || !c.running() {
+	if c.p == nil {
 		return nil
 	}
-	_ = syscall.Kill(c.pid, syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-c.exited:
-		return nil
-	case <-t.C:
+	if err := c.p.Stop(grace); errors.Is(err, proc.ErrKilled) {
+		return err
 	}
-	_ = syscall.Kill(c.pid, syscall.SIGKILL)
-	<-c.exited
-	return fmt.Errorf("stop %s: no exit %s after SIGTERM, killed", c.name, grace)
+	return nil
 }
 
 // errExited says a child ended while devstack still needed it.
@@ -101,7 +56,24 @@ func (c *child) watch(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
-	case <-c.exited:
-		return fmt.Errorf("%s %w (%v); see %s", c.name, errExited, c.err, c.logPath)
+	case <-c.p.Done():
+		return fmt.Errorf("%s %w (%v); see %s", c.name, errExited, c.p.Err(), c.logPath)
 	}
+}
+
+// waitReady polls url (a /readyz) until it answers 200, the child exits or
+// timeout passes.
+func waitReady(ctx context.Context, c *child, url string, timeout time.Duration) error {
+	return waitFor(ctx, c, timeout, func(ctx context.Context) error { return proc.Ready(ctx, url) })
+}
+
+// waitFor retries check until it succeeds, c exits, ctx ends or timeout
+// passes; the error then points at c's log.
+func waitFor(ctx context.Context, c *child, timeout time.Duration, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := c.p.WaitFor(ctx, check); err != nil {
+		return fmt.Errorf("%w; see %s:\n%s", err, c.logPath, proc.Tail(proc.ReadFile(c.logPath), 15))
+	}
+	return nil
 }

@@ -2,25 +2,26 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/redms/redms/pkg/typemap"
-	"github.com/redms/redms/pkg/verify"
-	"github.com/redms/redms/pkg/workload"
+	"github.com/redms/redms/pkg/demo/workload"
+	"github.com/redms/redms/pkg/testinfra/proc"
+	"github.com/redms/redms/pkg/testinfra/scrape"
 )
 
 // markerTable gets one row after the workload: once the slot has confirmed
@@ -32,6 +33,74 @@ type demoOptions struct {
 	Seed           int64
 	Rate           float64
 	CatchUpTimeout time.Duration
+	Prefill        int
+}
+
+// prefillTable is the table the demo fills before capture first starts.
+const prefillTable = "public.backfill"
+
+// PrefillSQL creates prefillTable with n rows of about 200 bytes.
+func PrefillSQL(n int) string {
+	return fmt.Sprintf(`CREATE TABLE %s (id bigint PRIMARY KEY, account integer NOT NULL, note text, amount numeric(12,2), created timestamptz NOT NULL);
+INSERT INTO %s SELECT g, g %% 1000, repeat(md5(g::text), 4), g * 0.01, '2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, %d) g`, prefillTable, prefillTable, n)
+}
+
+// waitSnapshot prints the initial snapshot's progress of prefillTable until
+// it is done.
+func waitSnapshot(ctx context.Context, js jetstream.JetStream, out io.Writer, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		if line, done, err := snapshotLine(ctx, js); err == nil && line != "" {
+			if line != last {
+				fmt.Fprintln(out, line)
+				last = line
+			}
+			if done {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return fmt.Errorf("the snapshot of %s did not finish within %v", prefillTable, timeout)
+}
+
+// snapshotLine reads the status of prefillTable's snapshot (docs/CONTRACTS.md
+// REDMS_SNAPSHOTS).
+func snapshotLine(ctx context.Context, js jetstream.JetStream) (string, bool, error) {
+	kv, err := js.KeyValue(ctx, "REDMS_SNAPSHOTS")
+	if err != nil {
+		return "", false, err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Table        string `json:"table"`
+			State        string `json:"state"`
+			RowsDone     int64  `json:"rows_done"`
+			RowsEstimate int64  `json:"rows_estimate"`
+			Error        string `json:"error"`
+		}
+		if json.Unmarshal(e.Value(), &st) != nil || st.Table != prefillTable {
+			continue
+		}
+		if st.State == "failed" || st.State == "refused" {
+			return "", false, fmt.Errorf("snapshot of %s %s: %s", st.Table, st.State, st.Error)
+		}
+		return fmt.Sprintf("snapshot %s: %s, %d of ~%d rows", st.Table, st.State, st.RowsDone, st.RowsEstimate), st.State == "done", nil
+	}
+	return "", false, nil
 }
 
 // progress is one reading of the services' metrics.
@@ -51,25 +120,25 @@ func (p progress) line() string {
 // readProgress scrapes capture and every loader.
 func (s *stack) readProgress(ctx context.Context, client *http.Client) (progress, error) {
 	var p progress
-	capt, err := scrape(ctx, client, "http://"+s.captureMetrics+"/metrics")
+	capt, err := scrape.Get(ctx, client, "http://"+s.captureMetrics+"/metrics")
 	if err != nil {
 		return p, err
 	}
-	p.Captured = sum(capt, "redms_capture_changes_published_total")
-	var all []sample
+	p.Captured = capt.Sum("redms_capture_changes_published_total")
+	var all scrape.Samples
 	for _, addr := range s.loaderMetrics {
-		ls, err := scrape(ctx, client, "http://"+addr+"/metrics")
+		ls, err := scrape.Get(ctx, client, "http://"+addr+"/metrics")
 		if err != nil {
 			return p, err
 		}
 		all = append(all, ls...)
 	}
-	p.Applied = sum(all, "redms_loader_changes_applied_total")
-	p.Backlog = maxByLabel(all, "redms_loader_backlog_messages", "table")
-	p.Lag = maxOf(all, "redms_loader_lag_seconds")
-	p.Parked = maxOf(all, "redms_loader_parked_tables")
-	p50, ok50 := quantile(all, "redms_loader_apply_lag_seconds", 0.5)
-	p99, ok99 := quantile(all, "redms_loader_apply_lag_seconds", 0.99)
+	p.Applied = all.Sum("redms_loader_changes_applied_total")
+	p.Backlog = all.MaxByLabel("redms_loader_backlog_messages", "table")
+	p.Lag = all.Max("redms_loader_lag_seconds")
+	p.Parked = all.Max("redms_loader_parked_tables")
+	p50, ok50 := all.Quantile("redms_loader_apply_lag_seconds", 0.5)
+	p99, ok99 := all.Quantile("redms_loader_apply_lag_seconds", 0.99)
 	p.LagP50, p.LagP99, p.LagOK = p50, p99, ok50 && ok99
 	return p, nil
 }
@@ -156,6 +225,9 @@ func (t *ticker) stop() progress {
 // runDemo starts the stack, drives the workload, waits for catch-up and
 // compares source and warehouse.
 func runDemo(ctx context.Context, opts stackOptions, d demoOptions, out io.Writer) (err error) {
+	if err := checkBinary(opts.BinDir, "redms-verify"); err != nil {
+		return err
+	}
 	s, err := startStack(ctx, opts)
 	if err != nil {
 		return err
@@ -163,7 +235,7 @@ func runDemo(ctx context.Context, opts stackOptions, d demoOptions, out io.Write
 	defer func() {
 		if err != nil {
 			for _, c := range s.children() {
-				if t := tail(c.logPath, 5); t != "" {
+				if t := proc.Tail(proc.ReadFile(c.logPath), 5); t != "" {
 					fmt.Fprintf(out, "--- last lines of %s:\n%s\n", c.name, t)
 				}
 			}
@@ -178,12 +250,7 @@ func runDemo(ctx context.Context, opts stackOptions, d demoOptions, out io.Write
 		return fmt.Errorf("connect to source: %w", err)
 	}
 	defer source.Close()
-	target, err := pgxpool.New(ctx, s.warehouseDBURL)
-	if err != nil {
-		return fmt.Errorf("connect to warehouse: %w", err)
-	}
-	defer target.Close()
-	nc, err := nats.Connect(s.nats.URL())
+	nc, err := nats.Connect(s.natsURL)
 	if err != nil {
 		return fmt.Errorf("connect to nats: %w", err)
 	}
@@ -195,6 +262,12 @@ func runDemo(ctx context.Context, opts stackOptions, d demoOptions, out io.Write
 
 	fmt.Fprintf(out, "redms demo: seed %d, %s of workload at %.0f tx/s, %d loaders, %s warehouse\n",
 		d.Seed, d.Duration, d.Rate, len(s.loaders), opts.Warehouse)
+	if d.Prefill > 0 {
+		fmt.Fprintf(out, "redms demo: %s held %d rows before capture first started; its initial snapshot:\n", prefillTable, d.Prefill)
+		if err := waitSnapshot(ctx, js, out, d.CatchUpTimeout); err != nil {
+			return err
+		}
+	}
 	if _, err := source.Exec(ctx, "CREATE TABLE "+markerTable+" (id integer PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"); err != nil {
 		return fmt.Errorf("create marker table: %w", err)
 	}
@@ -235,19 +308,39 @@ func runDemo(ctx context.Context, opts stackOptions, d demoOptions, out io.Write
 		last = p
 	}
 
-	dialect := typemap.Postgres
-	if opts.Warehouse == "redshift" {
-		dialect = typemap.Redshift
-	}
-	report, err := verify.Compare(ctx, source, target, verify.Options{Dialect: dialect})
+	// The comparison is redms-verify's, as an operator would run it.
+	fmt.Fprintln(out)
+	code, err := s.verify(ctx, out)
 	if err != nil {
-		return fmt.Errorf("compare source and warehouse: %w", err)
+		return err
 	}
-	printSummary(out, report, stats, last)
-	if !report.OK() {
-		return fmt.Errorf("source and warehouse differ in %d rows", len(report.Diffs))
+	printSummary(out, code, stats, last)
+	switch code {
+	case 0:
+		return nil
+	case 1:
+		return errors.New("redms-verify: source and warehouse differ")
+	default:
+		return fmt.Errorf("redms-verify could not compare (exit %d)", code)
 	}
-	return nil
+}
+
+// verify runs redms-verify on the whole source, its report to out, and
+// returns its exit code.
+func (s *stack) verify(ctx context.Context, out io.Writer) (int, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.opts.BinDir, "redms-verify"))
+	cmd.Env = append(os.Environ(), "REDMS_SOURCE_URL="+s.pg.URL(sourceDB), "REDMS_WAREHOUSE_URL="+s.warehouseURL,
+		"REDMS_WAREHOUSE_DIALECT="+s.local().Dialect, "REDMS_LOG_LEVEL=warn")
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run redms-verify: %w", err)
+	}
+	return 0, nil
 }
 
 // catchUp writes the marker row and waits until capture has it confirmed
@@ -305,35 +398,17 @@ func (s *stack) catchUp(ctx context.Context, source *pgxpool.Pool, js jetstream.
 	}
 }
 
-func printSummary(out io.Writer, r verify.Report, stats workload.Stats, p progress) {
-	fmt.Fprintln(out)
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "table\tsource rows\twarehouse rows\tmissing\textra\tchanged\tresult\t")
-	rows := 0
-	for _, t := range r.Tables {
-		result := "ok"
-		if t.TargetMissing {
-			result = "NO TABLE"
-		} else if t.Missing+t.Extra+t.Changed > 0 {
-			result = "DIFFERS"
-		}
-		rows += t.Rows
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", t.Table, t.Rows, t.TargetRows, t.Missing, t.Extra, t.Changed, result)
-	}
-	tw.Flush()
-	for _, d := range r.Diffs {
-		fmt.Fprintln(out, "  ", d)
-	}
+func printSummary(out io.Writer, verifyCode int, stats workload.Stats, p progress) {
 	lag := "n/a"
 	if p.LagOK {
 		lag = fmt.Sprintf("p50 %.2fs  p99 %.2fs", p.LagP50, p.LagP99)
 	}
 	result := "MATCH"
-	if !r.OK() {
+	if verifyCode != 0 {
 		result = "MISMATCH"
 	}
-	fmt.Fprintf(out, "\n%-10s %d\n%-10s %d\n%-10s %d transactions\n%-10s %.0f captured, %.0f applied\n%-10s %s (source commit → warehouse commit, per window)\n%-10s %s\n",
-		"tables", len(r.Tables), "rows", rows, "workload", stats.Transactions, "changes", p.Captured, p.Applied, "lag", lag, "result", result)
+	fmt.Fprintf(out, "\n%-10s %d transactions\n%-10s %.0f captured, %.0f applied\n%-10s %s (source commit → warehouse commit, per window)\n%-10s %s\n",
+		"workload", stats.Transactions, "changes", p.Captured, p.Applied, "lag", lag, "result", result)
 }
 
 // parkedTables lists the tables some loader reports parked.
@@ -341,13 +416,13 @@ func (s *stack) parkedTables(ctx context.Context) ([]string, error) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	set := map[string]bool{}
 	for _, addr := range s.loaderMetrics {
-		samples, err := scrape(ctx, client, "http://"+addr+"/metrics")
+		samples, err := scrape.Get(ctx, client, "http://"+addr+"/metrics")
 		if err != nil {
 			return nil, err
 		}
 		for _, x := range samples {
-			if x.name == "redms_loader_table_parked" && x.value > 0 {
-				set[x.labels["table"]] = true
+			if x.Name == "redms_loader_table_parked" && x.Value > 0 {
+				set[x.Labels["table"]] = true
 			}
 		}
 	}

@@ -11,94 +11,53 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/testinfra/proc"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
-// binDir holds redms-devstack, redms-capture and redms-loader, built by
-// TestMain, so that devstack finds the services next to itself as it does
-// in bin/.
-var binDir string
+// devstackBin is redms-devstack, built by TestMain next to redms-capture,
+// redms-loader and redms-verify, so that devstack finds the services next to itself as
+// it does in bin/.
+var devstackBin, captureBin, loaderBin, verifyBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "redms-devstack-test-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	for name, src := range map[string]string{
-		"redms-devstack": ".",
-		"redms-capture":  "../capture",
-		"redms-loader":   "../loader",
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), ".")
-		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s in %s: %v\n%s\n", name, src, err, out)
-			return 1
-		}
-	}
-	return m.Run()
+	os.Exit(testenv.RunWithBinaries(m,
+		testenv.Binary{Name: "redms-devstack", Dir: ".", Path: &devstackBin},
+		testenv.Binary{Name: "redms-capture", Dir: "../capture", Path: &captureBin},
+		testenv.Binary{Name: "redms-loader", Dir: "../loader", Path: &loaderBin},
+		testenv.Binary{Name: "redms-verify", Dir: "../verify", Path: &verifyBin}))
 }
 
 // upStack is one `redms-devstack up` process.
 type upStack struct {
-	cmd     *exec.Cmd
+	*testenv.Process
 	envFile string
 	env     map[string]string
-	stderr  *os.File
-	exited  chan error
 }
 
-func startUp(t *testing.T) *upStack {
+func startUp(t *testing.T, flags ...string) *upStack {
 	t.Helper()
-	dir := t.TempDir()
-	u := &upStack{envFile: filepath.Join(dir, "devstack.env"), exited: make(chan error, 1)}
-	var err error
-	if u.stderr, err = os.Create(filepath.Join(dir, "stderr")); err != nil {
-		t.Fatal(err)
-	}
-	u.cmd = exec.Command(filepath.Join(binDir, "redms-devstack"), "up", "--env-file", u.envFile)
-	u.cmd.Stdout = u.stderr
-	u.cmd.Stderr = u.stderr
-	if err := u.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { u.exited <- u.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = u.cmd.Process.Kill()
-		if t.Failed() {
-			out, _ := os.ReadFile(u.stderr.Name())
-			t.Logf("redms-devstack output:\n%s", out)
+	u := &upStack{envFile: filepath.Join(t.TempDir(), "devstack.env")}
+	u.Process = testenv.StartProcess(t, proc.Options{Name: "redms-devstack up", Path: devstackBin,
+		Args: append([]string{"up", "--env-file", u.envFile}, flags...), Env: os.Environ()})
+	var raw []byte
+	testenv.Eventually(t, 3*time.Minute, "redms-devstack up to write "+u.envFile, func() bool {
+		if !u.Running() {
+			t.Fatalf("redms-devstack up exited before writing %s: %v\n%s", u.envFile, u.Err(), u.Log.String())
 		}
+		var err error
+		raw, err = os.ReadFile(u.envFile)
+		return err == nil
 	})
-	deadline := time.After(3 * time.Minute)
-	for {
-		if raw, err := os.ReadFile(u.envFile); err == nil {
-			u.env = parseEnv(t, string(raw))
-			return u
-		}
-		select {
-		case err := <-u.exited:
-			out, _ := os.ReadFile(u.stderr.Name())
-			t.Fatalf("redms-devstack up exited before writing %s: %v\n%s", u.envFile, err, out)
-		case <-deadline:
-			t.Fatalf("redms-devstack up wrote no env file within 3m")
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	u.env = parseEnv(t, string(raw))
+	return u
 }
 
 func parseEnv(t *testing.T, text string) map[string]string {
@@ -168,8 +127,8 @@ func (u *upStack) checkURLs(t *testing.T) {
 	}
 }
 
-// proc identifies a process across pid reuse.
-type proc struct {
+// osProc identifies a process across pid reuse.
+type osProc struct {
 	pid   int
 	start string // field 22 of /proc/pid/stat
 	cmd   string
@@ -214,7 +173,7 @@ func allPIDs() []int {
 // names one of marks (the stack dir, for Postgres), with their descendants.
 // (The tests run in parallel from one bin dir, so the binaries' path would
 // mark the other test's processes too.)
-func stackProcs(root int, marks ...string) []proc {
+func stackProcs(root int, marks ...string) []osProc {
 	parent := map[int]int{}
 	start := map[int]string{}
 	for _, pid := range allPIDs() {
@@ -239,10 +198,10 @@ func stackProcs(root int, marks ...string) []proc {
 			}
 		}
 	}
-	var out []proc
+	var out []osProc
 	for pid := range in {
 		if pid != root && start[pid] != "" {
-			out = append(out, proc{pid: pid, start: start[pid], cmd: cmdline(pid)})
+			out = append(out, osProc{pid: pid, start: start[pid], cmd: cmdline(pid)})
 		}
 	}
 	return out
@@ -250,33 +209,32 @@ func stackProcs(root int, marks ...string) []proc {
 
 // alive reports whether p still runs (a zombie waiting for its reaper does
 // not run).
-func alive(p proc) bool {
+func alive(p osProc) bool {
 	_, state, start, ok := procStat(p.pid)
 	return ok && start == p.start && state != "Z"
 }
 
 // waitGone waits until none of procs runs, and fails naming the survivors.
-func waitGone(t *testing.T, procs []proc, within time.Duration) {
+func waitGone(t *testing.T, procs []osProc, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var left []string
+	var left []string
+	defer func() {
+		if t.Failed() && len(left) > 0 {
+			t.Logf("%d processes of the stack still run after devstack ended:\n%s", len(left), strings.Join(left, "\n"))
+		}
+	}()
+	testenv.Eventually(t, within, "every process of the stack to end with devstack", func() bool {
+		left = left[:0]
 		for _, p := range procs {
 			if alive(p) {
 				left = append(left, fmt.Sprintf("%d %s", p.pid, p.cmd))
 			}
 		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d processes of the stack still run %s after devstack ended:\n%s", len(left), within, strings.Join(left, "\n"))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(left) == 0
+	})
 }
 
-func namesOf(procs []proc) string {
+func namesOf(procs []osProc) string {
 	var s []string
 	for _, p := range procs {
 		s = append(s, p.cmd)
@@ -291,7 +249,7 @@ func TestUpThenSIGTERM(t *testing.T) {
 	t.Parallel()
 	u := startUp(t)
 	u.checkURLs(t)
-	procs := stackProcs(u.cmd.Process.Pid, u.env["REDMS_DEVSTACK_DIR"])
+	procs := stackProcs(u.PID(), u.env["REDMS_DEVSTACK_DIR"])
 	var sawPostgres, sawCapture, loaders int
 	for _, p := range procs {
 		switch {
@@ -307,17 +265,8 @@ func TestUpThenSIGTERM(t *testing.T) {
 		t.Fatalf("want postgres, one capture and two loaders among devstack's processes, got:\n%s", namesOf(procs))
 	}
 
-	if err := u.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-u.exited:
-		if err != nil {
-			out, _ := os.ReadFile(u.stderr.Name())
-			t.Fatalf("redms-devstack exited with %v after SIGTERM\n%s", err, out)
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("redms-devstack did not exit within 90s of SIGTERM")
+	if err := u.Stop(90 * time.Second); err != nil {
+		t.Fatalf("redms-devstack exited with %v after SIGTERM\n%s", err, u.Log.String())
 	}
 	waitGone(t, procs, 10*time.Second)
 	if left := stackProcs(-1, u.env["REDMS_DEVSTACK_DIR"]); len(left) > 0 {
@@ -334,18 +283,61 @@ func TestUpThenSIGTERM(t *testing.T) {
 // TestSIGKILLKillsChildren kills devstack with SIGKILL: every child
 // (capture, loaders, Postgres) must die with it (Pdeathsig), and the next
 // devstack removes the directory it left.
+// TestUpClusterAndStandby: --nats-nodes 3 --captures 2 runs a 3-node
+// cluster (every URL in REDMS_NATS_URL, the stream with 3 replicas) and two
+// captures, one of which stands by.
+func TestUpClusterAndStandby(t *testing.T) {
+	t.Parallel()
+	u := startUp(t, "--nats-nodes", "3", "--captures", "2")
+	u.checkURLs(t)
+	if urls := strings.Split(u.env["REDMS_NATS_URL"], ","); len(urls) != 3 {
+		t.Fatalf("REDMS_NATS_URL = %q, want 3 servers", u.env["REDMS_NATS_URL"])
+	}
+	captures := 0
+	for _, p := range stackProcs(u.PID(), u.env["REDMS_DEVSTACK_DIR"]) {
+		if strings.HasSuffix(p.cmd, "redms-capture") {
+			captures++
+		}
+	}
+	if captures != 2 {
+		t.Errorf("%d capture processes, want 2", captures)
+	}
+	nc, err := nats.Connect(u.env["REDMS_NATS_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, u.env["REDMS_STREAM"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.CachedInfo().Config.Replicas; r != 3 {
+		t.Errorf("stream has %d replicas, want 3", r)
+	}
+	standby := filepath.Join(u.env["REDMS_DEVSTACK_DIR"], "logs", "capture-2.log")
+	testenv.Eventually(t, 30*time.Second, "capture 2 standing by", func() bool {
+		return strings.Contains(proc.ReadFile(standby), "standing by")
+	})
+	if err := u.Stop(90 * time.Second); err != nil {
+		t.Fatalf("redms-devstack exited with %v after SIGTERM\n%s", err, u.Log.String())
+	}
+}
+
 func TestSIGKILLKillsChildren(t *testing.T) {
 	t.Parallel()
 	u := startUp(t)
 	dir := u.env["REDMS_DEVSTACK_DIR"]
-	procs := stackProcs(u.cmd.Process.Pid, dir)
+	procs := stackProcs(u.PID(), dir)
 	if len(procs) < 4 {
 		t.Fatalf("want at least postgres, capture and two loaders, got:\n%s", namesOf(procs))
 	}
-	if err := u.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-u.exited
+	u.Kill()
 	waitGone(t, procs, 30*time.Second)
 	// A devstack starting meanwhile (the other test) may have removed it already.
 	removeStale(filepath.Dir(dir), discardLogger())
@@ -384,27 +376,14 @@ func TestRemoveStale(t *testing.T) {
 // exit 0 with a matching comparison and leave no stack directory behind.
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(filepath.Join(binDir, "redms-devstack"), "demo", "--duration", "5s", "--rate", "10", "--seed", "7")
-	var out strings.Builder
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	p := testenv.StartProcess(t, proc.Options{Name: "redms-devstack demo", Path: devstackBin,
+		Args: []string{"demo", "--duration", "5s", "--rate", "10", "--seed", "7", "--prefill", "20000"}, Env: os.Environ()})
+	if err := p.WaitExit(4 * time.Minute); err != nil {
+		t.Fatalf("demo: %v\n%s", err, p.Log.String())
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("demo: %v\n%s", err, out.String())
-		}
-	case <-time.After(4 * time.Minute):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("demo did not finish within 4m\n%s", out.String())
-	}
-	text := out.String()
-	for _, want := range []string{"public.customers", "result     MATCH", "captured", "lag        p50"} {
+	text := p.Log.String()
+	for _, want := range []string{"public.customers", "equal", "result     MATCH", "captured", "lag        p50",
+		"snapshot public.backfill: done, 20000 of", "public.backfill"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)
 		}

@@ -6,15 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/redms/redms/pkg/s3local"
+	"github.com/redms/redms/pkg/testinfra/s3local"
 )
 
 // envVars are the settings a client of the stack needs, in file order.
 func (s *stack) envVars() [][2]string {
-	dialect := "postgres"
-	if s.opts.Warehouse == "redshift" {
-		dialect = "redshift"
-	}
+	local := s.local()
 	var loaderMetrics []string
 	for _, a := range s.loaderMetrics {
 		loaderMetrics = append(loaderMetrics, "http://"+a+"/metrics")
@@ -22,8 +19,8 @@ func (s *stack) envVars() [][2]string {
 	return [][2]string{
 		{"REDMS_SOURCE_URL", s.pg.URL(sourceDB)},
 		{"REDMS_WAREHOUSE_URL", s.warehouseURL},
-		{"REDMS_WAREHOUSE_DIALECT", dialect},
-		{"REDMS_NATS_URL", s.nats.URL()},
+		{"REDMS_WAREHOUSE_DIALECT", local.Dialect},
+		{"REDMS_NATS_URL", s.natsURL},
 		{"REDMS_STREAM", streamName},
 		{"REDMS_SLOT", slotName},
 		{"REDMS_S3_ENDPOINT", s.s3.Endpoint()},

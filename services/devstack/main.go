@@ -23,12 +23,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/redms/redms/pkg/service"
 )
 
 func main() {
@@ -42,7 +41,7 @@ func main() {
 
 const usage = `usage:
   redms-devstack demo [--duration 30s] [--seed N] [--warehouse postgres|redshift]
-  redms-devstack up --env-file PATH [--warehouse postgres|redshift]`
+  redms-devstack up --env-file PATH [--warehouse postgres|redshift] [--loaders N] [--nats-nodes 1|3] [--captures N]`
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -56,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	binDir := fs.String("bin-dir", "", "directory of redms-capture, redms-loader, redms-rsemu (default: this executable's)")
 	logLevel := fs.String("log-level", "info", "devstack's own log level (the services log to files under the stack dir)")
 	loaders := fs.Int("loaders", 2, "loader replicas")
+	natsNodes := fs.Int("nats-nodes", 1, "NATS servers: 1, or 3 for a JetStream cluster (stream and buckets with 3 replicas)")
+	captures := fs.Int("captures", 1, "captures on the slot: the first streams, the others stand by and take over when it ends")
 	var envFile string
 	demo := demoOptions{}
 	switch cmd {
@@ -66,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fs.Int64Var(&demo.Seed, "seed", 1, "workload seed (same seed, same statements)")
 		fs.Float64Var(&demo.Rate, "rate", 20, "workload transactions per second")
 		fs.DurationVar(&demo.CatchUpTimeout, "catch-up-timeout", 2*time.Minute, "how long to wait for the warehouse to catch up")
+		fs.IntVar(&demo.Prefill, "prefill", 200000, "rows of public.backfill written before capture first starts (snapshotted before the workload; 0 = none)")
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -79,14 +81,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *warehouse != "postgres" && *warehouse != "redshift" {
 		return fmt.Errorf("--warehouse %q: want postgres or redshift", *warehouse)
 	}
+	if *natsNodes != 1 && *natsNodes != 3 {
+		return fmt.Errorf("--nats-nodes %d: want 1 or 3", *natsNodes)
+	}
+	if *captures < 1 {
+		return fmt.Errorf("--captures %d: want at least 1", *captures)
+	}
 	if cmd == "up" && envFile == "" {
 		return errors.New("up needs --env-file PATH")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	p, err := service.New(service.Options{Name: "redms-devstack", Log: stderr, Text: true},
+		service.Settings{LogLevel: *logLevel, ShutdownTimeout: stopTimeout})
+	if err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	defer p.Close()
+	log := p.Log
 	if *binDir == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -98,28 +108,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 		*binDir = filepath.Dir(exe)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// After the first signal a second one kills devstack at once (its
-	// children die with it through Pdeathsig).
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
 	opts := stackOptions{
 		Warehouse:      *warehouse,
 		BinDir:         *binDir,
 		Loaders:        *loaders,
+		NATSNodes:      *natsNodes,
+		Captures:       *captures,
 		WindowDuration: 2 * time.Second,
+		PrefillRows:    demo.Prefill,
 		Log:            log,
 	}
-	switch cmd {
-	case "up":
-		return up(ctx, opts, envFile, stdout)
-	default:
+	// A first signal stops the stack in order; a second kills devstack at
+	// once (its children die with it through Pdeathsig).
+	return p.Run(context.Background(), func(ctx context.Context) error {
+		if cmd == "up" {
+			return up(ctx, opts, envFile, stdout)
+		}
 		return runDemo(ctx, opts, demo, stdout)
-	}
+	})
 }
+
+// stopTimeout bounds stopping the stack: the services one after the other
+// (SIGTERM, then SIGKILL after 10 s each), then the servers.
+const stopTimeout = 2 * time.Minute
 
 // up runs the stack until ctx ends or a service exits.
 func up(ctx context.Context, opts stackOptions, envFile string, stdout io.Writer) (err error) {

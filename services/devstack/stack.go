@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,9 +14,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/redms/redms/pkg/natslocal"
-	"github.com/redms/redms/pkg/pgcluster"
-	"github.com/redms/redms/pkg/s3local"
+	"github.com/redms/redms/pkg/testinfra/natslocal"
+	"github.com/redms/redms/pkg/testinfra/pgcluster"
+	"github.com/redms/redms/pkg/testinfra/s3local"
+	"github.com/redms/redms/pkg/testinfra/stackenv"
 )
 
 const (
@@ -42,9 +42,19 @@ type stackOptions struct {
 	BinDir string
 	// Loaders is the number of loader replicas.
 	Loaders int
+	// NATSNodes is 1 (one server) or 3 (a JetStream cluster; the stream
+	// and the buckets get 3 replicas).
+	NATSNodes int
+	// Captures is the number of captures on the slot: one streams, the
+	// others stand by.
+	Captures int
 	// WindowDuration of the loaders.
 	WindowDuration time.Duration
-	Log            *slog.Logger
+	// PrefillRows, when above 0, fills the source table public.backfill
+	// with that many rows before capture first starts: its initial
+	// snapshot brings them into the warehouse.
+	PrefillRows int
+	Log         *slog.Logger
 }
 
 // stack is a running local redms: Postgres (source and warehouse
@@ -53,20 +63,22 @@ type stack struct {
 	opts stackOptions
 	dir  string
 
-	pg   *pgcluster.Cluster
-	nats *natslocal.Server
-	s3   *s3local.Server
+	pg      *pgcluster.Cluster
+	nats    *natslocal.Server  // NATSNodes 1
+	cluster *natslocal.Cluster // NATSNodes 3
+	natsURL string             // every server, comma-separated
+	s3      *s3local.Server
 
-	rsemu   *child
-	capture *child
-	loaders []*child
+	rsemu    *child
+	captures []*child // the first streams once up, the others stand by
+	loaders  []*child
 
 	// warehouseURL is what the loaders dial (rsemu or the warehouse database);
 	// warehouseDBURL is the warehouse database itself.
 	warehouseURL   string
 	warehouseDBURL string
 	rsemuAddr      string
-	captureMetrics string
+	captureMetrics string // the first capture's
 	loaderMetrics  []string
 }
 
@@ -123,11 +135,25 @@ func startStack(ctx context.Context, opts stackOptions) (s *stack, err error) {
 	if s.warehouseDBURL, err = s.pg.CreateDatabase(ctx, warehouseDB); err != nil {
 		return s, err
 	}
+	if opts.PrefillRows > 0 {
+		opts.Log.Info("filling the source before capture first starts", "table", prefillTable, "rows", opts.PrefillRows)
+		if err := s.pg.Exec(ctx, sourceDB, PrefillSQL(opts.PrefillRows)); err != nil {
+			return s, fmt.Errorf("fill %s: %w", prefillTable, err)
+		}
+	}
 	s.warehouseURL = s.warehouseDBURL
 
-	opts.Log.Info("starting nats jetstream")
-	if s.nats, err = natslocal.Start(ctx, natslocal.Options{StoreDir: filepath.Join(dir, "nats")}); err != nil {
-		return s, fmt.Errorf("start nats: %w", err)
+	opts.Log.Info("starting nats jetstream", "nodes", opts.NATSNodes)
+	if opts.NATSNodes > 1 {
+		if s.cluster, err = natslocal.StartCluster(ctx, natslocal.ClusterOptions{Nodes: opts.NATSNodes, StoreDir: filepath.Join(dir, "nats")}); err != nil {
+			return s, fmt.Errorf("start nats cluster: %w", err)
+		}
+		s.natsURL = s.cluster.URLs()
+	} else {
+		if s.nats, err = natslocal.Start(ctx, natslocal.Options{StoreDir: filepath.Join(dir, "nats")}); err != nil {
+			return s, fmt.Errorf("start nats: %w", err)
+		}
+		s.natsURL = s.nats.URL()
 	}
 	opts.Log.Info("starting s3")
 	if s.s3, err = s3local.Start(ctx, s3local.Options{Buckets: []string{bucket}}); err != nil {
@@ -139,8 +165,10 @@ func startStack(ctx context.Context, opts stackOptions) (s *stack, err error) {
 			return s, err
 		}
 	}
-	if err := s.startCapture(ctx); err != nil {
-		return s, err
+	for i := range max(opts.Captures, 1) {
+		if err := s.startCapture(ctx, i+1); err != nil {
+			return s, err
+		}
 	}
 	for i := range opts.Loaders {
 		if err := s.startLoader(i + 1); err != nil {
@@ -166,16 +194,17 @@ func checkBinary(dir, name string) error {
 
 func (s *stack) logPath(name string) string { return filepath.Join(s.dir, "logs", name+".log") }
 
-// env is the environment of a service process: devstack's own, less any
-// REDMS_* setting of the caller's shell, plus vars.
-func serviceEnv(vars ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REDMS_") {
-			env = append(env, kv)
-		}
+// local is where the services of this stack find each other.
+func (s *stack) local() stackenv.Stack {
+	dialect := "postgres"
+	if s.opts.Warehouse == "redshift" {
+		dialect = "redshift"
 	}
-	return append(env, vars...)
+	return stackenv.Stack{
+		SourceURL: s.pg.URL(sourceDB), NATSURL: s.natsURL, Stream: streamName,
+		WarehouseURL: s.warehouseURL, Dialect: dialect, Bucket: bucket,
+		S3: stackenv.S3{Endpoint: s.s3.Endpoint(), Region: s3local.Region, AccessKeyID: s3local.AccessKeyID, SecretAccessKey: s3local.SecretAccessKey},
+	}
 }
 
 func (s *stack) startRsemu(ctx context.Context) error {
@@ -185,24 +214,17 @@ func (s *stack) startRsemu(ctx context.Context) error {
 	}
 	s.rsemuAddr = addr
 	s.rsemu = &child{
-		name: "redms-rsemu",
-		path: filepath.Join(s.opts.BinDir, "redms-rsemu"),
-		args: []string{
-			"--listen", addr,
-			"--postgres", s.warehouseDBURL,
-			"--s3-endpoint", s.s3.Endpoint(),
-			"--s3-region", s3local.Region,
-			"--s3-access-key-id", s3local.AccessKeyID,
-			"--s3-secret-access-key", s3local.SecretAccessKey,
-		},
-		env:     serviceEnv(),
+		name:    "redms-rsemu",
+		path:    filepath.Join(s.opts.BinDir, "redms-rsemu"),
+		args:    s.local().RsemuArgs(addr, s.warehouseDBURL),
+		env:     stackenv.Base(),
 		logPath: s.logPath("rsemu"),
 	}
 	s.opts.Log.Info("starting redms-rsemu", "addr", addr)
 	if err := s.rsemu.start(); err != nil {
 		return err
 	}
-	s.warehouseURL = "postgres://postgres@" + addr + "/" + warehouseDB + "?sslmode=disable"
+	s.warehouseURL = stackenv.RsemuURL(addr, warehouseDB)
 	return waitFor(ctx, s.rsemu, 30*time.Second, func(ctx context.Context) error {
 		conn, err := pgx.Connect(ctx, s.warehouseURL)
 		if err != nil {
@@ -212,32 +234,40 @@ func (s *stack) startRsemu(ctx context.Context) error {
 	})
 }
 
-func (s *stack) startCapture(ctx context.Context) error {
+// replicas is REDMS_STREAM_REPLICAS for the services: one per NATS node.
+func (s *stack) replicas() string {
+	return "REDMS_STREAM_REPLICAS=" + strconv.Itoa(max(s.opts.NATSNodes, 1))
+}
+
+// startCapture starts capture n (1-based). The first must become ready
+// (it streams the slot); a later one stands by, so it must only be up
+// (/healthz) while the first stays ready.
+func (s *stack) startCapture(ctx context.Context, n int) error {
 	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	s.captureMetrics = addr
-	s.capture = &child{
-		name: "redms-capture",
-		path: filepath.Join(s.opts.BinDir, "redms-capture"),
-		env: serviceEnv(
-			"REDMS_SOURCE_URL="+s.pg.URL(sourceDB),
-			"REDMS_NATS_URL="+s.nats.URL(),
-			"REDMS_SLOT="+slotName,
-			"REDMS_STREAM="+streamName,
-			"REDMS_METRICS_ADDR="+addr,
-			"REDMS_CONFIRM_EVERY=200ms",
-			"REDMS_SLOT_LAG_EVERY=2s",
-			"REDMS_SHUTDOWN_TIMEOUT=5s",
-		),
-		logPath: s.logPath("capture"),
+	name, logName := "redms-capture", "capture"
+	if n > 1 {
+		name, logName = fmt.Sprintf("redms-capture-%d", n), fmt.Sprintf("capture-%d", n)
+	} else {
+		s.captureMetrics = addr
 	}
-	s.opts.Log.Info("starting redms-capture", "metrics", addr)
-	if err := s.capture.start(); err != nil {
+	c := &child{
+		name:    name,
+		path:    filepath.Join(s.opts.BinDir, "redms-capture"),
+		env:     s.local().Capture(slotName, addr, s.replicas()),
+		logPath: s.logPath(logName),
+	}
+	s.captures = append(s.captures, c)
+	s.opts.Log.Info("starting "+name, "metrics", addr)
+	if err := c.start(); err != nil {
 		return err
 	}
-	return waitReady(ctx, s.capture, "http://"+addr+"/readyz", 60*time.Second)
+	if n == 1 {
+		return waitReady(ctx, c, "http://"+addr+"/readyz", 60*time.Second)
+	}
+	return waitReady(ctx, c, "http://"+addr+"/healthz", 60*time.Second)
 }
 
 func (s *stack) startLoader(n int) error {
@@ -246,30 +276,10 @@ func (s *stack) startLoader(n int) error {
 		return err
 	}
 	s.loaderMetrics = append(s.loaderMetrics, addr)
-	dialect := "postgres"
-	if s.opts.Warehouse == "redshift" {
-		dialect = "redshift"
-	}
 	l := &child{
-		name: fmt.Sprintf("redms-loader-%d", n),
-		path: filepath.Join(s.opts.BinDir, "redms-loader"),
-		env: serviceEnv(
-			"REDMS_NATS_URL="+s.nats.URL(),
-			"REDMS_STREAM="+streamName,
-			fmt.Sprintf("REDMS_REPLICA_ID=devstack-%d", n),
-			"REDMS_WAREHOUSE_URL="+s.warehouseURL,
-			"REDMS_WAREHOUSE_DIALECT="+dialect,
-			"REDMS_WINDOW_DURATION="+s.opts.WindowDuration.String(),
-			"REDMS_LEASE_TTL=5s",
-			"REDMS_RETRY_BACKOFF=200ms",
-			"REDMS_SHUTDOWN_TIMEOUT=5s",
-			"REDMS_S3_ENDPOINT="+s.s3.Endpoint(),
-			"REDMS_S3_REGION="+s3local.Region,
-			"REDMS_S3_BUCKET="+bucket,
-			"REDMS_S3_ACCESS_KEY_ID="+s3local.AccessKeyID,
-			"REDMS_S3_SECRET_ACCESS_KEY="+s3local.SecretAccessKey,
-			"REDMS_METRICS_ADDR="+addr,
-		),
+		name:    fmt.Sprintf("redms-loader-%d", n),
+		path:    filepath.Join(s.opts.BinDir, "redms-loader"),
+		env:     s.local().Loader(fmt.Sprintf("devstack-%d", n), s.opts.WindowDuration, addr, s.replicas()),
 		logPath: s.logPath(fmt.Sprintf("loader-%d", n)),
 	}
 	s.loaders = append(s.loaders, l)
@@ -283,9 +293,7 @@ func (s *stack) children() []*child {
 	if s.rsemu != nil {
 		cs = append(cs, s.rsemu)
 	}
-	if s.capture != nil {
-		cs = append(cs, s.capture)
-	}
+	cs = append(cs, s.captures...)
 	return append(cs, s.loaders...)
 }
 
@@ -313,8 +321,8 @@ func (s *stack) close(ctx context.Context) error {
 	for i := len(s.loaders) - 1; i >= 0; i-- {
 		errs = append(errs, s.loaders[i].stop(10*time.Second))
 	}
-	if s.capture != nil {
-		errs = append(errs, s.capture.stop(10*time.Second))
+	for i := len(s.captures) - 1; i >= 0; i-- { // standbys first: they must not take over
+		errs = append(errs, s.captures[i].stop(10*time.Second))
 	}
 	if s.rsemu != nil {
 		errs = append(errs, s.rsemu.stop(5*time.Second))
@@ -324,6 +332,9 @@ func (s *stack) close(ctx context.Context) error {
 	}
 	if s.nats != nil {
 		errs = append(errs, s.nats.Remove())
+	}
+	if s.cluster != nil {
+		errs = append(errs, s.cluster.Remove())
 	}
 	if s.pg != nil {
 		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -372,60 +383,4 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// waitReady polls url until it answers 200, the child exits or timeout passes.
-func waitReady(ctx context.Context, c *child, url string, timeout time.Duration) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	return waitFor(ctx, c, timeout, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		return nil
-	})
-}
-
-// waitFor retries check every 100ms until it succeeds, c exits, ctx ends or
-// timeout passes.
-func waitFor(ctx context.Context, c *child, timeout time.Duration, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		if !c.running() {
-			return fmt.Errorf("%s exited before it was ready (%v); see %s:\n%s", c.name, c.err, c.logPath, tail(c.logPath, 15))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %s: %v; see %s", c.name, timeout, err, c.logPath)
-		case <-tick.C:
-		}
-	}
-}
-
-// tail is the last n lines of a file.
-func tail(path string, n int) string {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -18,7 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/pkg/walheader"
+	"github.com/redms/redms/services/loader/internal/apply"
 	"github.com/redms/redms/services/rsemu/emu"
 )
 
@@ -117,22 +120,32 @@ func BenchmarkLoader(b *testing.B) {
 	defer conn.Close(ctx)
 
 	// (b) first publish the window to the stream, then time the loader.
-	windowBytes := publishBench(b, w, "bench", changes)
+	// The window's bytes as the loader counts them: the messages and what
+	// it keeps of each change (at most two columns here).
+	windowBytes := publishBench(b, w, "bench", changes, benchBatch) + int64(benchChanges*apply.Footprint(2))
 	b.ResetTimer()
 	start := time.Now()
-	p := w.start(b, "bench", map[string]string{
+	loaderEnv := map[string]string{
 		"REDMS_WINDOW_RECORDS":  strconv.Itoa(benchChanges),
 		"REDMS_WINDOW_BYTES":    strconv.FormatInt(windowBytes+1<<20, 10),
 		"REDMS_WINDOW_DURATION": "10m",
 		"REDMS_LOG_LEVEL":       "info",
-	})
-	eventually(b, 30*time.Minute, "the loader to apply and ack the window", func() bool {
+	}
+	// To profile the loader: REDMS_BENCH_PPROF_ADDR=127.0.0.1:6060, then
+	// go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=20.
+	if addr := os.Getenv("REDMS_BENCH_PPROF_ADDR"); addr != "" {
+		loaderEnv["REDMS_PPROF_ADDR"] = addr
+	}
+	p := w.start(b, "bench", loaderEnv)
+	testenv.Eventually(b, 30*time.Minute, "the loader to apply and ack the window", func() bool {
 		return w.backlog(b, "bench") == 0
 	})
 	loaderTime := time.Since(start)
 	b.StopTimer()
-	hwm := peakRSS(b, p.cmd.Process.Pid)
-	p.kill()
+	hwm := peakRSS(b, p.PID())
+	pgCopies := copiesPerWindow(b, p, "public.bench")
+	pgApply := applySeconds(b, p)
+	p.Kill()
 	if got, err := warehouseDigest(ctx, conn, "bench"); err != nil || got != want {
 		b.Fatalf("loader target digest %q (%v), want %q", got, err, want)
 	}
@@ -140,7 +153,7 @@ func BenchmarkLoader(b *testing.B) {
 	// (d) the same window through the Redshift dialect into redms-rsemu
 	// (Redshift SQL, COPY … MANIFEST GZIP CSV from S3) over the same
 	// warehouse Postgres.
-	rsBytes := publishBench(b, w, "bench_rs", changes)
+	rsBytes := publishBench(b, w, "bench_rs", changes, benchBatch) + int64(benchChanges*apply.Footprint(2))
 	rs := startEmulator(b, w)
 	start = time.Now()
 	p = w.start(b, "bench-rs", map[string]string{
@@ -151,11 +164,13 @@ func BenchmarkLoader(b *testing.B) {
 		"REDMS_WINDOW_DURATION":   "10m",
 		"REDMS_LOG_LEVEL":         "info",
 	})
-	eventually(b, 30*time.Minute, "the redshift-dialect loader to apply and ack the window", func() bool {
+	testenv.Eventually(b, 30*time.Minute, "the redshift-dialect loader to apply and ack the window", func() bool {
 		return w.backlog(b, "bench_rs") == 0
 	})
 	rsTime := time.Since(start)
-	p.kill()
+	rsCopies := copiesPerWindow(b, p, "public.bench_rs")
+	rsApply := applySeconds(b, p)
+	p.Kill()
 	if got, err := warehouseDigest(ctx, conn, "bench_rs"); err != nil || got != want {
 		b.Fatalf("redshift-dialect target digest %q (%v), want %q", got, err, want)
 	}
@@ -181,14 +196,56 @@ func BenchmarkLoader(b *testing.B) {
 	b.ReportMetric(rsRate, "loader-redshift-emu-rows/s")
 	b.ReportMetric(rsRate/loaderRate, "redshift-emu/postgres-ratio")
 	b.ReportMetric(float64(windowBytes)/(1<<20), "window-MB")
+	b.ReportMetric(pgCopies, "copy-statements/window")
+	b.ReportMetric(rsCopies, "redshift-copy-statements/window")
+	b.ReportMetric(pgApply, "loader-apply-s")
+	b.ReportMetric(rsApply, "loader-redshift-apply-s")
 	b.Logf("window: %d changes, %d final rows, %.0f MiB; loader %v (redshift dialect via rsemu %v), copy+merge %v, row-by-row %d changes in %v (extrapolated)",
 		benchChanges, len(final), float64(windowBytes)/(1<<20), loaderTime.Round(time.Millisecond), rsTime.Round(time.Millisecond),
 		copyTime.Round(time.Millisecond), benchSample, rbrTime.Round(time.Millisecond))
 }
 
-// publishBench publishes the changes asynchronously, 1000 changes per
-// transaction, and returns the window size as the loader counts it.
-func publishBench(b *testing.B, w *world, table string, changes []benchChange) int64 {
+// copiesPerWindow is the COPY statements per committed window of table the
+// loader p reports.
+func copiesPerWindow(b *testing.B, p *loaderProc, table string) float64 {
+	b.Helper()
+	copies, ok1 := p.scrape(`redms_loader_copy_statements_total{table="` + table + `"}`)
+	windows, ok2 := p.scrape(`redms_loader_windows_applied_total{table="` + table + `"}`)
+	if !ok1 || !ok2 || windows == 0 {
+		b.Fatalf("copy statements %v (%v), windows %v (%v) of %s", copies, ok1, windows, ok2, table)
+	}
+	return copies / windows
+}
+
+// applySeconds is the time the loader p spent applying its windows (fold,
+// stage, COPY, merge, commit), from its "window applied" log lines: the
+// rest of its time is reading the stream and removing the window from it.
+func applySeconds(b *testing.B, p *loaderProc) float64 {
+	b.Helper()
+	var total float64
+	for line := range strings.Lines(p.Log.String()) {
+		if !strings.Contains(line, `"msg":"window applied"`) {
+			continue
+		}
+		var l struct{ Seconds float64 }
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			b.Fatalf("read the loader's log line %q: %v", line, err)
+		}
+		total += l.Seconds
+	}
+	return total
+}
+
+// benchBatch is the changes per message publishBench sends: capture's
+// REDMS_BATCH_RECORDS default (a backlog fills every batch; 1000 of these
+// ~220-byte changes stay under REDMS_BATCH_BYTES).
+const benchBatch = 1000
+
+// publishBench publishes the changes asynchronously as capture does, 1000
+// changes per transaction, in batches of batch changes (1: one change per
+// message, as capture before batches), and returns the window size as the
+// loader counts it.
+func publishBench(b *testing.B, w *world, table string, changes []benchChange, batch int) int64 {
 	b.Helper()
 	js, err := jetstream.New(w.nc, jetstream.WithPublishAsyncMaxPending(8192))
 	if err != nil {
@@ -203,12 +260,23 @@ func publishBench(b *testing.B, w *world, table string, changes []benchChange) i
 	w.lsn += uint64(8 * (len(changes) + 1000))
 	w.mu.Unlock()
 	commitTime := time.Now().UTC()
-	for i, c := range changes {
-		lsn += 8
-		commit := lsn + uint64(8*(1000-i%1000))
-		meta := walheader.Meta{LSN: fmtLSN(lsn), CommitLSN: fmtLSN(commit), Xid: uint64(1000 + i/1000), CommitTime: commitTime,
-			Keys: []string{"id"}, KeySource: walheader.KeySourcePrimaryKey}
-		msg := &nats.Msg{Subject: subj, Header: meta.Header("shop"), Data: []byte(c.body(table))}
+	// Source positions as capture gives them: a transaction of 1000 changes
+	// per base, the prev chain unbroken from the first (which has none, as
+	// the first of a capture session).
+	var (
+		prev walheader.Pos
+		base = lsn
+		meta walheader.Meta
+		recs [][]byte
+	)
+	flush := func() {
+		if len(recs) == 0 {
+			return
+		}
+		if len(recs) == 1 {
+			meta.Lens, meta.Runs, meta.LSNs = nil, nil, nil
+		}
+		msg := &nats.Msg{Subject: subj, Header: meta.Header("shop"), Data: walheader.JoinBody(nil, recs)}
 		size += int64(len(msg.Data))
 		for k, vs := range msg.Header {
 			for _, v := range vs {
@@ -218,7 +286,36 @@ func publishBench(b *testing.B, w *world, table string, changes []benchChange) i
 		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
 			b.Fatalf("publish: %v", err)
 		}
+		recs = nil
 	}
+	for i, c := range changes {
+		lsn += 8
+		commit := lsn + uint64(8*(1000-i%1000))
+		if i%1000 == 0 {
+			base = lsn
+		}
+		pos := walheader.Pos{Base: base, Index: uint64(i % 1000)}
+		run := walheader.Run{Base: base, First: pos.Index, Count: 1, Xid: uint64(1000 + i/1000), CommitLSN: fmtLSN(commit), CommitTime: commitTime}
+		if len(recs) == 0 {
+			meta = walheader.Meta{LSN: fmtLSN(lsn), Keys: []string{"id"}, KeySource: walheader.KeySourcePrimaryKey,
+				Pos: pos, Prev: prev, HasPrev: !prev.IsZero()}
+		}
+		if n := len(meta.Runs); n > 0 && meta.Runs[n-1].Base == base {
+			meta.Runs[n-1].Count++
+		} else {
+			meta.Runs = append(meta.Runs, run)
+		}
+		meta.PosLast, meta.CommitLSN, meta.Xid, meta.CommitTime = pos, run.CommitLSN, run.Xid, commitTime
+		body := []byte(c.body(table))
+		recs = append(recs, body)
+		meta.Lens = append(meta.Lens, len(body))
+		meta.LSNs = append(meta.LSNs, lsn)
+		prev = pos
+		if len(recs) == batch {
+			flush()
+		}
+	}
+	flush()
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-time.After(5 * time.Minute):

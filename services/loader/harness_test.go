@@ -1,19 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
+	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redms/redms/pkg/subject"
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/proc"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/pkg/walheader"
 )
 
@@ -31,41 +25,24 @@ import (
 var loaderBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "redms-loader-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "make temp dir:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	loaderBin = filepath.Join(dir, "redms-loader")
-	args := []string{"build", "-o", loaderBin}
+	var flags []string
 	if raceEnabled {
-		args = append(args, "-race")
+		flags = []string{"-race"}
 	}
-	build := exec.Command("go", append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build redms-loader for the service tests (needs the go tool on PATH):", err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.RunWithBinaries(m, testenv.Binary{Name: "redms-loader", Dir: ".", Flags: flags, Path: &loaderBin}))
 }
 
 const testStream = "REDMS_WAL"
 
 // world is the servers one service test runs the loader against.
 type world struct {
-	nats   *testenv.NATS
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	pg     *testenv.Postgres
-	whURL  string
-	s3     *testenv.S3
-	bucket string
+	natsURL string
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	pg      *testenv.Postgres
+	whURL   string
+	s3      *testenv.S3
+	bucket  string
 
 	mu   sync.Mutex
 	lsn  uint64                    // last LSN handed out
@@ -76,18 +53,40 @@ type world struct {
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	w := &world{nats: testenv.StartNATS(t), pg: testenv.StartPostgres(t), s3: testenv.StartS3(t),
+	return newWorldOn(t, testenv.StartNATS(t).URL(), 1)
+}
+
+// newWorldOn is a world on the NATS server(s) at natsURL, whose stream
+// has replicas replicas; its own connection goes to the first URL.
+func newWorldOn(t testing.TB, natsURL string, replicas int) *world {
+	t.Helper()
+	w := &world{natsURL: natsURL, pg: testenv.StartPostgres(t), s3: testenv.StartS3(t),
 		bucket: "redms-test", want: map[string]map[int]string{}, seqs: map[string][]uint64{}, lsn: 0x1000000, xid: 700}
-	w.nc, w.js = w.nats.Connect(t)
+	w.connect(t, natsURL)
 	w.whURL = w.pg.CreateDatabase(t, "warehouse")
 	w.s3.CreateBucket(t, w.bucket)
 	if _, err := w.js.CreateStream(context.Background(), jetstream.StreamConfig{
 		Name: testStream, Subjects: []string{subject.Wildcard}, Retention: jetstream.WorkQueuePolicy,
-		Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew, Duplicates: 2 * time.Minute,
+		Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew, Duplicates: 2 * time.Minute, Replicas: replicas,
 	}); err != nil {
 		t.Fatalf("create stream: %v", err)
 	}
 	return w
+}
+
+// connect makes the world's own connection go to the first server of url.
+func (w *world) connect(t testing.TB, url string) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.Name(t.Name()), nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect to nats %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	w.nc, w.js = nc, js
 }
 
 func tableRef(name string) subject.Table {
@@ -208,52 +207,35 @@ func (w *world) complete(t testing.TB, table string) bool {
 	return fmt.Sprint(w.target(t, table)) == fmt.Sprint(want)
 }
 
-// backlog is the number of the table's messages still in the stream.
+// backlog is the number of the table's messages still in the stream. A
+// stream the server is too busy to describe (purging a million messages)
+// counts as not drained: the callers poll.
 func (w *world) backlog(t testing.TB, table string) uint64 {
 	t.Helper()
 	s, err := w.js.Stream(context.Background(), testStream)
 	if err != nil {
-		t.Fatalf("read stream: %v", err)
+		t.Logf("read stream: %v", err)
+		return math.MaxUint64
 	}
 	subj := subject.Subject(tableRef(table))
 	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(subj))
 	if err != nil {
-		t.Fatalf("read stream: %v", err)
+		t.Logf("read stream: %v", err)
+		return math.MaxUint64
 	}
 	return info.State.Subjects[subj]
 }
 
-// proc is one running redms-loader.
-type proc struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	logs    *lockedBuffer
+// loaderProc is one running redms-loader.
+type loaderProc struct {
+	*testenv.Process
 	metrics string // host:port
-	done    chan struct{}
-	err     error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // env is the loader's environment against w; extra overrides.
 func (w *world) env(t testing.TB, replica, metricsAddr string, extra map[string]string) []string {
 	vars := map[string]string{
-		"REDMS_NATS_URL":             w.nats.URL(),
+		"REDMS_NATS_URL":             w.natsURL,
 		"REDMS_STREAM":               testStream,
 		"REDMS_METRICS_ADDR":         metricsAddr,
 		"REDMS_REPLICA_ID":           replica,
@@ -279,77 +261,19 @@ func (w *world) env(t testing.TB, replica, metricsAddr string, extra map[string]
 }
 
 // start runs a loader replica until the test ends (then SIGKILL if needed).
-func (w *world) start(t testing.TB, replica string, extra map[string]string) *proc {
+func (w *world) start(t testing.TB, replica string, extra map[string]string) *loaderProc {
 	t.Helper()
-	p := &proc{t: t, logs: &lockedBuffer{}, metrics: testenv.FreeAddr(t), done: make(chan struct{})}
-	p.cmd = exec.Command(loaderBin)
-	p.cmd.Env = w.env(t, replica, p.metrics, extra)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start redms-loader: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("redms-loader %s log:\n%s", replica, p.logs.String())
-		}
-	})
-	return p
+	metrics := testenv.FreeAddr(t)
+	p := testenv.StartProcess(t, proc.Options{Name: "redms-loader " + replica, Path: loaderBin, Env: w.env(t, replica, metrics, extra)})
+	return &loaderProc{Process: p, metrics: metrics}
 }
 
-// kill sends SIGKILL and waits for the process to die.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// scrape returns the value of the metric line whose name and labels match
+// scrape returns the value of the series whose name and labels match
 // exactly, e.g. `redms_loader_table_parked{table="public.t"}`.
-func (p *proc) scrape(series string) (float64, bool) {
-	resp, err := http.Get("http://" + p.metrics + "/metrics")
+func (p *loaderProc) scrape(series string) (float64, bool) {
+	samples, err := testenv.Scrape(p.metrics)
 	if err != nil {
 		return 0, false
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if ok && name == series {
-			f, err := strconv.ParseFloat(val, 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
-}
-
-// eventually polls cond every 100ms until it holds or within passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// waitExit waits for the process to exit on its own.
-func (p *proc) waitExit(within time.Duration) (exited bool, err error) {
-	select {
-	case <-p.done:
-		var ee *exec.ExitError
-		if errors.As(p.err, &ee) {
-			return true, p.err
-		}
-		return true, p.err
-	case <-time.After(within):
-		return false, nil
-	}
+	return samples.Value(series)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/services/loader/internal/park"
 )
 
@@ -22,8 +23,8 @@ func TestWindowClosesByTimer(t *testing.T) {
 	w.publish(t, "items", change{"INSERT", 1, "a"}, change{"INSERT", 2, "b"}, change{"UPDATE", 1, "a2"})
 	w.publish(t, "items", change{"DELETE", 2, ""}, change{"INSERT", 3, "c"})
 	p := w.start(t, "solo", map[string]string{"REDMS_WINDOW_DURATION": "1s"})
-	eventually(t, 30*time.Second, "items applied", func() bool { return w.complete(t, "items") })
-	eventually(t, 10*time.Second, "items acked", func() bool { return w.backlog(t, "items") == 0 })
+	testenv.Eventually(t, 30*time.Second, "items applied", func() bool { return w.complete(t, "items") })
+	testenv.Eventually(t, 10*time.Second, "items acked", func() bool { return w.backlog(t, "items") == 0 })
 	if v, _ := p.scrape(`redms_loader_windows_applied_total{table="public.items"}`); v != 1 {
 		t.Errorf("windows applied = %v, want one window for five changes published at once", v)
 	}
@@ -47,7 +48,7 @@ func TestFailoverAfterKill(t *testing.T) {
 	env := map[string]string{"REDMS_WINDOW_DURATION": "2s"}
 	a := w.start(t, "a", env)
 	b := w.start(t, "b", env)
-	eventually(t, 60*time.Second, "every table applied by the pair", func() bool {
+	testenv.Eventually(t, 60*time.Second, "every table applied by the pair", func() bool {
 		for _, tab := range tables {
 			if !w.complete(t, tab) {
 				return false
@@ -55,7 +56,7 @@ func TestFailoverAfterKill(t *testing.T) {
 		}
 		return true
 	})
-	eventually(t, 30*time.Second, "both replicas owning tables", func() bool {
+	testenv.Eventually(t, 30*time.Second, "both replicas owning tables", func() bool {
 		na, _ := a.scrape("redms_loader_owned_tables")
 		nb, _ := b.scrape("redms_loader_owned_tables")
 		return na > 0 && nb > 0 && na+nb == float64(len(tables))
@@ -64,9 +65,9 @@ func TestFailoverAfterKill(t *testing.T) {
 	for _, tab := range tables {
 		w.publish(t, tab, change{"UPDATE", 1, "after"}, change{"INSERT", 100, "new"}, change{"DELETE", 1, ""})
 	}
-	b.kill()
+	b.Kill()
 	killed := time.Now()
-	eventually(t, 30*time.Second, "b's tables applied by a", func() bool {
+	testenv.Eventually(t, 30*time.Second, "b's tables applied by a", func() bool {
 		for _, tab := range tables {
 			if !w.complete(t, tab) {
 				return false
@@ -75,12 +76,12 @@ func TestFailoverAfterKill(t *testing.T) {
 		return true
 	})
 	t.Logf("all tables complete %v after kill -9", time.Since(killed).Round(100*time.Millisecond))
-	eventually(t, 30*time.Second, "a owns every table", func() bool {
+	testenv.Eventually(t, 30*time.Second, "a owns every table", func() bool {
 		n, _ := a.scrape("redms_loader_owned_tables")
 		return n == float64(len(tables))
 	})
 	for _, tab := range tables {
-		eventually(t, 10*time.Second, tab+" acked", func() bool { return w.backlog(t, tab) == 0 })
+		testenv.Eventually(t, 10*time.Second, tab+" acked", func() bool { return w.backlog(t, tab) == 0 })
 	}
 }
 
@@ -99,9 +100,9 @@ func TestParkAndResume(t *testing.T) {
 	w.publish(t, "good2", change{"INSERT", 1, "y"})
 
 	series := `redms_loader_table_parked{table="public.bad"}`
-	eventually(t, 30*time.Second, "bad parked", func() bool { v, _ := p.scrape(series); return v == 1 })
+	testenv.Eventually(t, 30*time.Second, "bad parked", func() bool { v, _ := p.scrape(series); return v == 1 })
 	ctx := context.Background()
-	parks, err := park.Open(ctx, w.js)
+	parks, err := park.Open(ctx, w.js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestParkAndResume(t *testing.T) {
 		t.Errorf("parked record = %+v", rec)
 	}
 	var parkedLine string
-	for _, line := range strings.Split(p.logs.String(), "\n") {
+	for _, line := range strings.Split(p.Log.String(), "\n") {
 		if strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, "table parked") {
 			if parkedLine != "" {
 				t.Errorf("more than one park log line:\n%s\n%s", parkedLine, line)
@@ -126,7 +127,7 @@ func TestParkAndResume(t *testing.T) {
 			t.Errorf("park log line %q lacks %s", parkedLine, want)
 		}
 	}
-	eventually(t, 30*time.Second, "the other tables flowing", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the other tables flowing", func() bool {
 		return w.complete(t, "good1") && w.complete(t, "good2")
 	})
 	if n := w.backlog(t, "bad"); n != 5 {
@@ -136,7 +137,7 @@ func TestParkAndResume(t *testing.T) {
 		t.Fatalf("parked table's target = %v, want nothing applied", got)
 	}
 	w.publish(t, "good1", change{"INSERT", 2, "still flowing"})
-	eventually(t, 30*time.Second, "good1 flowing while bad is parked", func() bool { return w.complete(t, "good1") })
+	testenv.Eventually(t, 30*time.Second, "good1 flowing while bad is parked", func() bool { return w.complete(t, "good1") })
 
 	// Operator: nats stream rmm REDMS_WAL <seq>, then redms-loader resume.
 	s, err := w.js.Stream(ctx, testStream)
@@ -150,8 +151,8 @@ func TestParkAndResume(t *testing.T) {
 	if err != nil || !strings.Contains(out, "resumed shop.public.bad") {
 		t.Fatalf("redms-loader resume public.bad = %q, %v", out, err)
 	}
-	eventually(t, 30*time.Second, "bad applied after resume", func() bool { return w.complete(t, "bad") })
-	eventually(t, 10*time.Second, "bad acked", func() bool { return w.backlog(t, "bad") == 0 })
+	testenv.Eventually(t, 30*time.Second, "bad applied after resume", func() bool { return w.complete(t, "bad") })
+	testenv.Eventually(t, 10*time.Second, "bad acked", func() bool { return w.backlog(t, "bad") == 0 })
 	if v, _ := p.scrape(series); v != 0 {
 		t.Errorf("parked gauge after resume = %v", v)
 	}
@@ -178,19 +179,18 @@ func TestSIGTERMLeavesWindowUnacked(t *testing.T) {
 	env := map[string]string{"REDMS_WINDOW_DURATION": "1h", "REDMS_SHUTDOWN_TIMEOUT": "5s"}
 	p := w.start(t, "first", env)
 	w.publish(t, "orders", change{"INSERT", 1, "a"}, change{"INSERT", 2, "b"}, change{"UPDATE", 2, "b2"}, change{"DELETE", 1, ""})
-	eventually(t, 30*time.Second, "the window to fill", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the window to fill", func() bool {
 		v, _ := p.scrape(`redms_loader_backlog_messages{table="public.orders"}`)
-		return v == 4 && strings.Contains(p.logs.String(), "table acquired")
+		return v == 4 && strings.Contains(p.Log.String(), "table acquired")
 	})
 	time.Sleep(300 * time.Millisecond) // let the messages reach the open window
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	exited, err := p.waitExit(7 * time.Second)
-	if !exited {
+	if !p.Wait(7 * time.Second) {
 		t.Fatal("redms-loader did not exit within the 5s shutdown timeout (+2s)")
 	}
-	if err != nil {
+	if err := p.Err(); err != nil {
 		t.Fatalf("redms-loader exited with %v", err)
 	}
 	if n := w.backlog(t, "orders"); n != 4 {
@@ -200,8 +200,8 @@ func TestSIGTERMLeavesWindowUnacked(t *testing.T) {
 		t.Fatalf("target after SIGTERM = %v, want nothing applied", got)
 	}
 	w.start(t, "second", map[string]string{"REDMS_WINDOW_DURATION": "500ms"})
-	eventually(t, 30*time.Second, "the next run to apply the window", func() bool { return w.complete(t, "orders") })
-	eventually(t, 10*time.Second, "orders acked", func() bool { return w.backlog(t, "orders") == 0 })
+	testenv.Eventually(t, 30*time.Second, "the next run to apply the window", func() bool { return w.complete(t, "orders") })
+	testenv.Eventually(t, 10*time.Second, "orders acked", func() bool { return w.backlog(t, "orders") == 0 })
 	if got := fmt.Sprint(w.target(t, "orders")); got != "map[2:b2]" {
 		t.Fatalf("target = %s", got)
 	}

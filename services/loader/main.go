@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	_ "net/http/pprof" // served only on REDMS_PPROF_ADDR
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -23,19 +21,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/redms/redms/pkg/natsconn"
 	"github.com/redms/redms/pkg/service"
-	"github.com/redms/redms/pkg/typemap"
 	"github.com/redms/redms/services/loader/internal/apply"
 	"github.com/redms/redms/services/loader/internal/assign"
 	"github.com/redms/redms/services/loader/internal/consume"
 	"github.com/redms/redms/services/loader/internal/lease"
 	"github.com/redms/redms/services/loader/internal/metrics"
 	"github.com/redms/redms/services/loader/internal/park"
+	"github.com/redms/redms/services/loader/internal/snapshot"
 	"github.com/redms/redms/services/loader/internal/window"
 )
 
@@ -66,45 +63,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, stderr io.Writer) int {
-	var cfg Config
-	if err := envconfig.Process("REDMS", &cfg); err != nil {
-		fmt.Fprintln(stderr, "redms-loader: read configuration:", err)
-		return 2
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintln(stderr, "redms-loader: invalid configuration:", err)
-		return 2
-	}
-	if cfg.ReplicaID == "" {
-		cfg.ReplicaID = defaultReplicaID()
-	}
-	log, err := service.NewLogger(stderr, cfg.LogLevel)
+	cfg, err := readConfig()
 	if err != nil {
 		fmt.Fprintln(stderr, "redms-loader:", err)
 		return 2
 	}
-	flush, err := service.InitSentry(cfg.SentryDSN, version, map[string]string{"service": "redms-loader", "replica": cfg.ReplicaID})
+	p, err := service.New(service.Options{Name: "redms-loader", Version: version, Tags: map[string]string{"replica": cfg.ReplicaID}, Log: stderr}, cfg.Settings)
 	if err != nil {
 		fmt.Fprintln(stderr, "redms-loader:", err)
 		return 2
 	}
-	defer flush()
-	// A panic on this goroutine reaches Sentry before the process dies.
-	defer func() {
-		if r := recover(); r != nil {
-			service.ReportPanic(r)
-			flush()
-			panic(r)
-		}
-	}()
+	defer p.Close()
 	// Every Error line (a parked table, a lost lease) becomes a Sentry event.
-	log = slog.New(service.SentryHandler(log.Handler())).With("service", "redms-loader", "replica", cfg.ReplicaID)
+	log := p.Log.With("replica", cfg.ReplicaID)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		limit := memoryLimit(cfg.WindowBytes)
 		debug.SetMemoryLimit(limit)
 		log.Info("memory limit from the window size (set GOMEMLIMIT to override)", "limit_bytes", limit)
 	}
-	if err := loader(ctx, cfg, log); err != nil {
+	if err := p.Run(ctx, func(ctx context.Context) error { return loader(ctx, p, cfg, log) }); err != nil {
 		log.Error("stopped", "err", err)
 		return 1
 	}
@@ -130,12 +107,10 @@ func memoryLimit(windowBytes int64) int64 {
 	return (2*windowBytes + 100<<20) / 10 * 9
 }
 
-// loader runs the service until ctx ends.
-func loader(ctx context.Context, cfg Config, log *slog.Logger) error {
-	reg := service.NewRegistry()
-	m := metrics.New(reg)
-	var health service.Health
-
+// loader connects to NATS, the warehouse and S3, then runs the
+// coordinator (and through it a runner per owned table) until ctx ends.
+func loader(ctx context.Context, p *service.Process, cfg Config, log *slog.Logger) error {
+	m := metrics.New(p.Registry)
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("redms-loader "+cfg.ReplicaID),
 		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
 	if err != nil {
@@ -155,55 +130,40 @@ func loader(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	acfg, err := applyConfig(cfg)
-	if err != nil {
-		return err
-	}
-	applier, err := apply.New(acfg, pool, s3c, log)
+	applier, err := apply.New(applyConfig(cfg), pool, s3c, snapshot.New(js, cfg.ReplicaID, cfg.StreamReplicas), log)
 	if err != nil {
 		return fmt.Errorf("start applier: %w", err)
 	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	if cfg.PprofAddr != "" {
-		// net/http/pprof registers on http.DefaultServeMux.
-		srv := &http.Server{Addr: cfg.PprofAddr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error { return service.Serve(gctx, srv, time.Second) })
+	leases, parks, err := openBuckets(ctx, js, cfg, log)
+	if err != nil {
+		return err
 	}
-	if cfg.MetricsAddr != "" {
-		srv := service.NewServer(cfg.MetricsAddr, reg, &health)
-		g.Go(func() error { return service.Serve(gctx, srv, 5*time.Second) })
-	}
-	g.Go(func() error {
-		leases, parks, err := openBuckets(gctx, js, cfg, log)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		coord := assign.New(assign.Config{
-			Stream:          cfg.Stream,
-			ShutdownTimeout: cfg.ShutdownTimeout,
-			Runner: consume.Config{
-				Stream:     cfg.Stream,
-				Replica:    cfg.ReplicaID,
-				AckWait:    cfg.AckWait,
-				Limits:     window.Limits{Duration: cfg.WindowDuration, Bytes: cfg.WindowBytes, Records: cfg.WindowRecords},
-				Retries:    cfg.ApplyRetries,
-				Backoff:    cfg.RetryBackoff,
-				MaxBackoff: time.Minute,
-				Idle:       5 * time.Second,
-				PullBatch:  cfg.PullBatch,
-				AckMode:    consume.AckMode(cfg.AckMode),
-			},
-		}, js, leases, parks, consume.Deps{JS: js, Applier: crashHook(applier, log), Parks: parks, Metrics: m, Log: log})
-		g.Go(func() error { return readiness(gctx, &health, coord, nc) })
-		log.Info("started", "stream", cfg.Stream, "lease_ttl", cfg.LeaseTTL.String(),
-			"window_duration", cfg.WindowDuration.String(), "window_bytes", cfg.WindowBytes, "window_records", cfg.WindowRecords)
-		return coord.Run(gctx)
-	})
-	return g.Wait()
+	// The coordinator turns at least every LEASE_TTL/3 whether or not NATS
+	// answers (a turn can take long when NATS does not answer: each call
+	// waits for its timeout); no turn for 20 TTLs means it is stuck.
+	beat := p.Health.Heartbeat("coordinator", max(20*cfg.LeaseTTL, 5*time.Minute))
+	coord := assign.New(assign.Config{
+		Stream:          cfg.Stream,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Turned:          beat.Beat,
+		Unanswered:      func(err error) { natsconn.MoveServer(nc, log, err) },
+		Runner: consume.Config{
+			Stream:     cfg.Stream,
+			Replica:    cfg.ReplicaID,
+			AckWait:    cfg.AckWait,
+			Limits:     window.Limits{Duration: cfg.WindowDuration, Bytes: cfg.WindowBytes, Records: cfg.WindowRecords},
+			Backoff:    cfg.RetryBackoff,
+			MaxBackoff: time.Minute,
+			StallAlarm: cfg.StallAlarm,
+			Idle:       5 * time.Second,
+			PullBatch:  cfg.PullBatch,
+			AckMode:    consume.AckMode(cfg.AckMode),
+		},
+	}, js, leases, parks, consume.Deps{JS: js, Applier: crashHook(applier, log), Parks: parks, Metrics: m, Log: log})
+	p.Go("readiness", func(ctx context.Context) error { return readiness(ctx, p.Health, coord, nc) })
+	log.Info("started", "stream", cfg.Stream, "lease_ttl", cfg.LeaseTTL.String(),
+		"window_duration", cfg.WindowDuration.String(), "window_bytes", cfg.WindowBytes, "window_records", cfg.WindowRecords)
+	return coord.Run(ctx)
 }
 
 // readiness reports ready while NATS is connected and the coordinator has
@@ -222,27 +182,28 @@ func readiness(ctx context.Context, h *service.Health, coord *assign.Coordinator
 	}
 }
 
+// bucketAttemptTimeout bounds one attempt to open the loader's buckets.
+const bucketAttemptTimeout = 10 * time.Second
+
 // openBuckets opens the lease and parked buckets, waiting for NATS.
-func openBuckets(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (*lease.Store, *park.Store, error) {
-	delay := time.Second
-	for {
-		leases, err := lease.Open(ctx, js, cfg.ReplicaID, cfg.LeaseTTL)
-		if err == nil {
-			var parks *park.Store
-			if parks, err = park.Open(ctx, js); err == nil {
-				return leases, parks, nil
-			}
+func openBuckets(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (leases *lease.Store, parks *park.Store, err error) {
+	err = service.Retry(ctx, service.Backoff{Min: time.Second, Max: 30 * time.Second}, func(ctx context.Context) error {
+		// One attempt may not take the whole startup: a create request
+		// lost while a cluster settles is answered by the next one.
+		ctx, cancel := context.WithTimeout(ctx, bucketAttemptTimeout)
+		defer cancel()
+		if leases, err = lease.Open(ctx, js, cfg.ReplicaID, cfg.LeaseTTL, cfg.StreamReplicas); err != nil {
+			return err
 		}
-		log.Warn("open loader buckets; retrying", "err", err, "backoff", delay.String())
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, nil, ctx.Err()
-		case <-t.C:
-		}
-		delay = min(2*delay, 30*time.Second)
+		parks, err = park.Open(ctx, js, cfg.StreamReplicas)
+		return err
+	}, func(err error, wait time.Duration) {
+		log.Warn("open loader buckets; retrying", "err", err, "backoff", wait.String())
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open loader buckets: %w", err)
 	}
+	return leases, parks, nil
 }
 
 // s3Client builds the staging client: path-style on a custom endpoint,
@@ -265,25 +226,14 @@ func s3Client(ctx context.Context, cfg Config) (*s3.Client, error) {
 	}), nil
 }
 
-func applyConfig(cfg Config) (apply.Config, error) {
-	keys, err := ParseTableKeys(cfg.TableKeys)
-	if err != nil {
-		return apply.Config{}, fmt.Errorf("REDMS_TABLE_KEYS: %w", err)
-	}
-	numeric, err := typemap.ParseNumeric(cfg.NumericDefault)
-	if err != nil {
-		return apply.Config{}, fmt.Errorf("REDMS_NUMERIC_DEFAULT: %w", err)
-	}
-	dialect, err := warehouseDialect(cfg.WarehouseDialect)
-	if err != nil {
-		return apply.Config{}, err
-	}
+// applyConfig is the applier's part of the validated configuration.
+func applyConfig(cfg Config) apply.Config {
 	return apply.Config{
-		Dialect:           dialect,
+		Dialect:           cfg.dialect,
 		TargetSchema:      cfg.TargetSchema,
 		StateSchema:       cfg.StateSchema,
-		TableKeys:         keys,
-		NumericDefault:    numeric,
+		TableKeys:         cfg.tableKeys.ByName(),
+		NumericDefault:    cfg.typeMap.NumericDefault,
 		S3Bucket:          cfg.S3Bucket,
 		S3Prefix:          cfg.S3Prefix,
 		PartBytes:         cfg.S3PartBytes,
@@ -292,7 +242,10 @@ func applyConfig(cfg Config) (apply.Config, error) {
 		S3AccessKeyID:     cfg.S3AccessKeyID,
 		S3SecretAccessKey: cfg.S3SecretAccessKey,
 		S3Region:          cfg.S3Region,
-	}, nil
+		DistStyle:         cfg.distStyle,
+		JSONSuper:         cfg.typeMap.JSONSuper,
+		ByteaVarbyte:      cfg.typeMap.ByteaVarbyte,
+	}
 }
 
 // crashAfterCommitEnv is a test hook for the end-to-end tests (added by the

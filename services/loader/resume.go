@@ -2,33 +2,29 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/redms/redms/pkg/service"
 	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/services/loader/internal/assign"
 	"github.com/redms/redms/services/loader/internal/park"
 )
 
-// resumeConfig is what `redms-loader resume` reads: only NATS and the stream.
-type resumeConfig struct {
-	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
-	Stream  string `envconfig:"STREAM" default:"REDMS_WAL"`
-}
-
 // resume deletes the parked key of the table named by arg; the table's
 // owner sees it, recreates the consumer and applies what was parked.
 func resume(ctx context.Context, arg string, stdout, stderr io.Writer) int {
-	var cfg resumeConfig
-	if err := envconfig.Process("REDMS", &cfg); err != nil {
-		fmt.Fprintln(stderr, "redms-loader resume: read configuration:", err)
+	// Of the shared settings resume uses only NATS and the stream.
+	var cfg service.Settings
+	if err := service.ReadEnv("REDMS", &cfg); err != nil {
+		fmt.Fprintln(stderr, "redms-loader resume:", err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -64,7 +60,11 @@ func resume(ctx context.Context, arg string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	t := matches[0]
-	parks, err := park.Open(ctx, js)
+	parks, err := park.Lookup(ctx, js)
+	if errors.Is(err, jetstream.ErrBucketNotFound) { // no loader ever parked anything
+		fmt.Fprintf(stdout, "%s.%s is not parked\n", t.DB, t)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "redms-loader resume:", err)
 		return 1

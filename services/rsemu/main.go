@@ -14,13 +14,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
+	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/redms/redms/pkg/service"
 	"github.com/redms/redms/services/rsemu/emu"
 )
 
@@ -32,6 +31,7 @@ type env struct {
 	S3Region          string `envconfig:"S3_REGION" default:"us-east-1" desc:"S3 region"`
 	S3AccessKeyID     string `envconfig:"S3_ACCESS_KEY_ID" desc:"S3 access key id used unless a COPY names its own keys"`
 	S3SecretAccessKey string `envconfig:"S3_SECRET_ACCESS_KEY" desc:"S3 secret access key"`
+	Isolation         string `envconfig:"ISOLATION" default:"snapshot" desc:"isolation level of sessions of databases without ALTER DATABASE … ISOLATION LEVEL: snapshot or serializable"`
 	LogLevel          string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
@@ -54,6 +54,7 @@ func run() error {
 	fs.StringVar(&e.S3Region, "s3-region", e.S3Region, "S3 region (REDMS_RSEMU_S3_REGION)")
 	fs.StringVar(&e.S3AccessKeyID, "s3-access-key-id", e.S3AccessKeyID, "S3 access key id (REDMS_RSEMU_S3_ACCESS_KEY_ID)")
 	fs.StringVar(&e.S3SecretAccessKey, "s3-secret-access-key", e.S3SecretAccessKey, "S3 secret access key (REDMS_RSEMU_S3_SECRET_ACCESS_KEY)")
+	fs.StringVar(&e.Isolation, "isolation", e.Isolation, "snapshot or serializable (REDMS_RSEMU_ISOLATION)")
 	fs.StringVar(&e.LogLevel, "log-level", e.LogLevel, "log level (REDMS_RSEMU_LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: redms-rsemu --listen :5439 --postgres URL [--s3-endpoint URL] [--s3-region R] [--s3-access-key-id K --s3-secret-access-key S]")
@@ -63,25 +64,28 @@ func run() error {
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(e.LogLevel)); err != nil {
-		return fmt.Errorf("log level: %w", err)
-	}
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv, err := emu.Start(ctx, emu.Config{
-		Listen: e.Listen, PostgresURL: e.Postgres, S3Endpoint: e.S3Endpoint, S3Region: e.S3Region,
-		S3AccessKeyID: e.S3AccessKeyID, S3SecretAccessKey: e.S3SecretAccessKey, Logger: log,
-	})
+	p, err := service.New(service.Options{Name: "redms-rsemu", Log: os.Stdout}, service.Settings{LogLevel: e.LogLevel, ShutdownTimeout: shutdownTimeout})
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "addr", srv.Addr())
-	select {
-	case <-ctx.Done():
-	case <-srv.Done():
-	}
-	log.Info("shutting down")
-	return srv.Close()
+	defer p.Close()
+	return p.Run(context.Background(), func(ctx context.Context) error {
+		srv, err := emu.Start(ctx, emu.Config{
+			Listen: e.Listen, PostgresURL: e.Postgres, S3Endpoint: e.S3Endpoint, S3Region: e.S3Region,
+			S3AccessKeyID: e.S3AccessKeyID, S3SecretAccessKey: e.S3SecretAccessKey, Isolation: e.Isolation, Logger: p.Log,
+		})
+		if err != nil {
+			return err
+		}
+		p.Log.Info("listening", "addr", srv.Addr())
+		select {
+		case <-ctx.Done():
+		case <-srv.Done():
+		}
+		p.Log.Info("shutting down")
+		return srv.Close()
+	})
 }
+
+// shutdownTimeout bounds closing the server and its sessions.
+const shutdownTimeout = 5 * time.Second

@@ -1,61 +1,48 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/proc"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
+
+// rsemuBin is the redms-rsemu binary TestMain builds.
+var rsemuBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.RunWithBinaries(m, testenv.Binary{Name: "redms-rsemu", Dir: ".", Path: &rsemuBin}))
+}
 
 // TestBinary runs redms-rsemu as a process: it prints the listening line,
 // serves a client configured from flags and environment, and stops on
 // SIGTERM.
 func TestBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "redms-rsemu")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	pg := testenv.StartPostgres(t)
 	s3 := testenv.StartS3(t)
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--s3-endpoint", s3.Endpoint())
-	cmd.Env = append(os.Environ(), "REDMS_RSEMU_POSTGRES="+pg.URL("postgres"))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() {
-		t.Fatalf("no output from redms-rsemu: %v", lines.Err())
-	}
-	var ready struct{ Msg, Addr string }
-	if err := json.Unmarshal(lines.Bytes(), &ready); err != nil || ready.Msg != "listening" || ready.Addr == "" {
-		t.Fatalf("first line %q: %v", lines.Text(), err)
-	}
-	go func() {
-		for lines.Scan() {
+	stdout := &proc.Log{}
+	p := testenv.StartProcess(t, proc.Options{Name: "redms-rsemu", Path: rsemuBin,
+		Args:   []string{"--listen", "127.0.0.1:0", "--s3-endpoint", s3.Endpoint()},
+		Env:    append(os.Environ(), "REDMS_RSEMU_POSTGRES="+pg.URL("postgres")),
+		Stdout: stdout})
+	testenv.Eventually(t, 20*time.Second, "the first line of redms-rsemu", func() bool {
+		if !p.Running() {
+			t.Fatalf("redms-rsemu exited: %v\n%s", p.Err(), p.Log.String())
 		}
-		done <- cmd.Wait()
-	}()
+		return strings.Contains(stdout.String(), "\n")
+	})
+	first, _, _ := strings.Cut(stdout.String(), "\n")
+	var ready struct{ Msg, Addr string }
+	if err := json.Unmarshal([]byte(first), &ready); err != nil || ready.Msg != "listening" || ready.Addr == "" {
+		t.Fatalf("first line %q: %v", first, err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, "postgres://dev@"+ready.Addr+"/postgres?sslmode=disable")
@@ -69,18 +56,9 @@ func TestBinary(t *testing.T) {
 	if _, err := conn.Exec(ctx, "CREATE TABLE t (id uuid)"); err == nil {
 		t.Fatal("uuid column accepted")
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := p.Stop(20 * time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("redms-rsemu did not stop on SIGTERM")
-	}
-	done <- nil // for the cleanup
 }
 
 func TestFlagsRequirePostgres(t *testing.T) {

@@ -68,14 +68,14 @@ func TestCopy(t *testing.T) {
 		}
 		wantRows(t, c, "4", "SELECT pg_last_copy_count()")
 		mustExec(t, c, "COMMIT")
-		wantRows(t, c, strings.Join([]string{
+		wantSimple(t, c, strings.Join([]string{
 			"1||NULL|NULL|NULL|NULL|NULL",
 			"2|NULL|NULL|NULL|NULL|NULL|NULL",
-			`3|\N|3|2024-02-29|2024-02-29 01:02:03.5|true|1.50`,
-			"4|a,\"b\"\nc|4|2024-01-01|2024-01-01 00:00:00|false|-999.99",
-		}, "\n"), "SELECT id, v, n, d::text, ts::text, b, x::text FROM t ORDER BY id", pgx.QueryExecModeSimpleProtocol)
+			`3|\N|3|2024-02-29|2024-02-29 01:02:03.5|t|1.50`,
+			"4|a,\"b\"\nc|4|2024-01-01|2024-01-01 00:00:00|f|-999.99",
+		}, "\n"), "SELECT id, v, n, d::text, ts::text, b, x::text FROM t ORDER BY id")
 		// the count survives other statements and is per session
-		wantRows(t, c, "4", "SELECT pg_last_copy_count()", pgx.QueryExecModeSimpleProtocol)
+		wantSimple(t, c, "4", "SELECT pg_last_copy_count()")
 		c2 := e.connect(t, c.Config().Database)
 		wantRows(t, c2, "0", "SELECT pg_last_copy_count()")
 	})
@@ -143,6 +143,116 @@ func TestCopy(t *testing.T) {
 		wantRows(t, c, "2", "SELECT line_number FROM stl_load_errors WHERE err_code = 1213")
 		wantRows(t, c, "varchar|3", "SELECT trim(type), trim(col_length) FROM stl_load_errors WHERE err_code = 1204 AND trim(colname) = 'v'")
 	})
+	t.Run("value parsing: numeric scale, time, timetz, years and offsets", func(t *testing.T) {
+		t.Parallel()
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (id INT, n NUMERIC(8,2), tm TIME, tz TIMETZ, d DATE, ts TIMESTAMP, tstz TIMESTAMPTZ)")
+		good := e.put(t, "parse/good.csv", strings.Join([]string{
+			"1,20.259,04:05:06.789,04:05:06+14:59,0044-03-15 BC,0044-03-15 12:00:00 BC,0044-03-15 12:00:00+00 BC",
+			"2,-20.259,24:00:00,23:59:59.999999-14:59,10000-01-01,10000-01-01 00:00:00,10000-01-01 00:00:00+00",
+			"3,0.001,00:00,12:00:00+05:30,2024-02-29,2024-02-29T01:02:03.5,2024-02-29 01:02:03-08",
+		}, "\n")+"\n", false)
+		mustExec(t, c, "COPY t FROM '"+good+"' IAM_ROLE '"+role+"' CSV TIMEFORMAT 'auto' DATEFORMAT 'auto'")
+		// excess scale is truncated, not rounded
+		wantSimple(t, c, strings.Join([]string{
+			"1|20.25|04:05:06.789|04:05:06+14:59|0044-03-15 BC|0044-03-15 12:00:00 BC|0044-03-15 12:00:00+00 BC",
+			"2|-20.25|24:00:00|23:59:59.999999-14:59|10000-01-01|10000-01-01 00:00:00|10000-01-01 00:00:00+00",
+			"3|0.00|00:00:00|12:00:00+05:30|2024-02-29|2024-02-29 01:02:03.5|2024-02-29 09:02:03+00",
+		}, "\n"), "SELECT id, n, tm, tz, d, ts, tstz FROM t ORDER BY id")
+		mustExec(t, c, "DELETE FROM t")
+		mustExec(t, c, "COPY t FROM '"+good+"' IAM_ROLE '"+role+"' CSV ROUNDEC TIMEFORMAT 'auto' DATEFORMAT 'auto'")
+		wantSimple(t, c, "20.26\n-20.26\n0.00", "SELECT n FROM t ORDER BY id")
+		cases := []struct{ name, row, want string }{
+			{"time hour 25", "9,1,25:00:00,,,,", "1206|tm|25:00:00"},
+			{"time past 24:00", "9,1,24:00:01,,,,", "1206|tm|24:00:01"},
+			{"time minute 60", "9,1,12:60:00,,,,", "1206|tm|12:60:00"},
+			{"time text", "9,1,noon,,,,", "1206|tm|noon"},
+			{"timetz offset past 14:59", "9,1,,04:05:06+15:00,,,", "1206|tz|04:05:06+15:00"},
+			{"timetz offset with seconds", "9,1,,04:05:06+00:53:28,,,", "1206|tz|04:05:06+00:53:28"},
+			{"timestamptz offset with seconds", "9,1,,,,,1850-01-01 00:00:00+00:53:28", "1206|tstz|1850-01-01 00:00:00+00:53:28"},
+			{"timestamptz offset past 14:59", "9,1,,,,,2024-01-01 00:00:00+15", "1206|tstz|2024-01-01 00:00:00+15"},
+			{"date BC beyond 4713", "9,1,,,4714-01-01 BC,,", "1205|d|4714-01-01 BC"},
+		}
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				f := e.put(t, fmt.Sprintf("parse/bad%d.csv", i), tc.row+"\n", false)
+				got := copyFails(t, c, "t", "COPY t FROM '"+f+"' IAM_ROLE '"+role+"' CSV TIMEFORMAT 'auto' DATEFORMAT 'auto'")
+				if got != tc.want {
+					t.Fatalf("stl_load_errors: got %q, want %q", got, tc.want)
+				}
+			})
+		}
+	})
+	t.Run("row over 4 MB and statement over 16 MB", func(t *testing.T) {
+		t.Parallel()
+		c := e.connect(t, e.db(t))
+		// 64 VARCHAR(65535) fields: a 4 MB line (without its newline) loads, one byte more is refused
+		var ddl strings.Builder
+		ddl.WriteString("CREATE TABLE w (c0 VARCHAR(65535)")
+		for i := 1; i < 64; i++ {
+			fmt.Fprintf(&ddl, ", c%d VARCHAR(65535)", i)
+		}
+		mustExec(t, c, ddl.String()+")")
+		row := func(size int) string {
+			rest := strings.Repeat(","+strings.Repeat("x", 65535), 63)
+			return strings.Repeat("y", size-len(rest)) + rest + "\n"
+		}
+		f := e.put(t, "rowsize/ok.csv", row(4<<20), false)
+		mustExec(t, c, "COPY w FROM '"+f+"' IAM_ROLE '"+role+"' CSV TRUNCATECOLUMNS")
+		wantRows(t, c, "1", "SELECT pg_last_copy_count()")
+		f = e.put(t, "rowsize/big.csv", row(4<<20+1), false)
+		got := copyFails(t, c, "w", "COPY w FROM '"+f+"' IAM_ROLE '"+role+"' CSV TRUNCATECOLUMNS")
+		if code, _, _ := strings.Cut(got, "|"); code != "1216" {
+			t.Fatalf("stl_load_errors for a row over 4 MB: %.60q, want err_code 1216", got)
+		}
+		// a statement of 16 MB runs; one byte more is refused
+		pad := func(n int) string {
+			q := "SELECT '' AS x -- "
+			return q + strings.Repeat("z", n-len(q))
+		}
+		if _, err := c.PgConn().Exec(ctxT(t), pad(16<<20)).ReadAll(); err != nil {
+			t.Fatalf("16 MB statement: %v", err)
+		}
+		_, err := c.PgConn().Exec(ctxT(t), pad(16<<20+1)).ReadAll()
+		checkErr(t, err, "54000", "Statement is too large. Statement Size: 16777217 bytes. Maximum Allowed: 16777216 bytes", "16 MB + 1 statement")
+		err = c.PgConn().ExecParams(ctxT(t), pad(16<<20+1), nil, nil, nil, nil).Read().Err
+		checkErr(t, err, "54000", "Statement is too large", "16 MB + 1 statement, extended protocol")
+	})
+	t.Run("SUPER and VARBYTE", func(t *testing.T) {
+		t.Parallel()
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (id INT, s SUPER, b VARBYTE(4), d VARBINARY)")
+		f := e.put(t, "super/good.csv", "1,\"{\"\"a\"\": [1, 2], \"\"b\"\": \"\"x\"\"}\",6162,\n2,[],,00ff\n3,\\N,,\n4,\"\"\"s\"\"\",61626364,\n", false)
+		mustExec(t, c, "COPY t FROM '"+f+"' IAM_ROLE '"+role+"' CSV")
+		wantRows(t, c, "4", "SELECT pg_last_copy_count()")
+		wantRows(t, c, "1", `SELECT id FROM t WHERE s = JSON_PARSE('{"b":"x","a":[1,2]}')`)
+		wantRows(t, c, "1|2|NULL\n2|NULL|2\n3|NULL|NULL\n4|4|NULL", "SELECT id, octet_length(b), octet_length(d) FROM t ORDER BY id")
+		wantRows(t, c, "1", "SELECT id FROM t WHERE b = from_hex('6162')")
+		mustExec(t, c, `INSERT INTO t (id, s) VALUES (5, JSON_PARSE('{"k": null}'))`)
+		wantRows(t, c, "b|varbyte(4)|lzo\nd|varbyte(64000)|lzo\ns|super|none", `SELECT "column", type, encoding FROM pg_table_def WHERE tablename = 't' AND "column" <> 'id' ORDER BY 1`)
+		cases := []struct{ name, row, want string }{
+			{"invalid JSON", "9,{bad,,", "1224|s|{bad"},
+			{"varbyte too long", "9,,6162636465,", "1204|b|6162636465"},
+			{"varbyte odd hex", "9,,616,", "1219|b|616"},
+			{"varbyte not hex", "9,,6g,", "1219|b|6g"},
+		}
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				f := e.put(t, fmt.Sprintf("super/bad%d.csv", i), tc.row+"\n", false)
+				if got := copyFails(t, c, "t", "COPY t FROM '"+f+"' IAM_ROLE '"+role+"' CSV"); got != tc.want {
+					t.Fatalf("stl_load_errors: got %q, want %q", got, tc.want)
+				}
+			})
+		}
+		// a SUPER value holds up to 16 MB
+		big := `"` + strings.Repeat("x", 16<<20-2) + `"`
+		mustExec(t, c, "INSERT INTO t (id, s) VALUES (6, JSON_PARSE($1))", big)
+		wantErr(t, c, "22001", "value too long for type super", "INSERT INTO t (id, s) VALUES (7, JSON_PARSE($1))", big[:1]+"y"+big[1:])
+		wantErr(t, c, "22P02", "invalid input syntax for type json", "SELECT JSON_PARSE('{bad')")
+		wantErr(t, c, "22023", "length for type varbyte cannot exceed 16777216", "CREATE TABLE u (b VARBYTE(16777217))")
+		mustExec(t, c, "CREATE TABLE u (b VARBYTE(16777216), c BINARY VARYING(3))")
+		wantErr(t, c, "22001", "value too long for type varbyte(3)", "INSERT INTO u (c) VALUES (from_hex('61626364'))")
+	})
 	t.Run("maxerror", func(t *testing.T) {
 		t.Parallel()
 		c := e.connect(t, e.db(t))
@@ -164,7 +274,7 @@ func TestCopy(t *testing.T) {
 		// without those options: empty CHAR/VARCHAR is '', blanks are kept, too long is an error
 		f = e.put(t, "opts/b.csv", "1,,\n2, , \n", false)
 		mustExec(t, c, "COPY t FROM '"+f+"' IAM_ROLE '"+role+"' CSV")
-		wantRows(t, c, "1||  |true\n2| |  |false", "SELECT id, v, w, v = '' FROM t ORDER BY id")
+		wantRows(t, c, "1||  |0\n2| |  |1", "SELECT id, v, w, octet_length(v) FROM t ORDER BY id")
 	})
 	t.Run("rollback keeps stl_load_errors", func(t *testing.T) {
 		t.Parallel()

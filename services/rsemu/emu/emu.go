@@ -14,6 +14,7 @@ import (
 
 	"github.com/redms/redms/services/rsemu/internal/s3copy"
 	"github.com/redms/redms/services/rsemu/internal/server"
+	"github.com/redms/redms/services/rsemu/internal/translate"
 )
 
 // Config configures the emulator.
@@ -24,7 +25,11 @@ type Config struct {
 	S3Region          string
 	S3AccessKeyID     string // used unless a COPY names its own keys
 	S3SecretAccessKey string
-	Logger            *slog.Logger
+	// Isolation is the isolation level of sessions of a database that has
+	// none set by ALTER DATABASE … ISOLATION LEVEL: "snapshot" (the
+	// default, as for new Redshift clusters) or "serializable".
+	Isolation string
+	Logger    *slog.Logger
 }
 
 // Validate reports a configuration that cannot work.
@@ -34,6 +39,11 @@ func (c Config) Validate() error {
 	}
 	if c.Listen == "" {
 		return errors.New("listen address is required")
+	}
+	switch c.Isolation {
+	case "", translate.Snapshot, translate.Serializable:
+	default:
+		return fmt.Errorf("isolation %q: want %s or %s", c.Isolation, translate.Snapshot, translate.Serializable)
 	}
 	return nil
 }
@@ -57,7 +67,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		PostgresURL: cfg.PostgresURL,
 		S3: s3copy.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region,
 			AccessKeyID: cfg.S3AccessKeyID, SecretAccessKey: cfg.S3SecretAccessKey},
-		Logger: cfg.Logger,
+		Isolation: cfg.Isolation,
+		Logger:    cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

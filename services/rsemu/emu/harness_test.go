@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/services/rsemu/emu"
 )
 
@@ -25,16 +25,21 @@ type env struct {
 
 var dbSeq atomic.Int64
 
-func startEnv(t testing.TB) *env {
+// startEnv starts the environment; opts adjust the emulator's config.
+func startEnv(t testing.TB, opts ...func(*emu.Config)) *env {
 	t.Helper()
 	pg := testenv.StartPostgres(t)
 	s3 := testenv.StartS3(t)
 	s3.CreateBucket(t, "bucket")
-	e, err := emu.Start(context.Background(), emu.Config{
+	cfg := emu.Config{
 		Listen: "127.0.0.1:0", PostgresURL: pg.URL("postgres"),
 		S3Endpoint: s3.Endpoint(), S3Region: s3.Region(),
 		S3AccessKeyID: s3.AccessKeyID(), S3SecretAccessKey: s3.SecretAccessKey(),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e, err := emu.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start emulator: %v", err)
 	}
@@ -144,6 +149,39 @@ func rowsText(rows [][]string) string {
 func wantRows(t *testing.T, c *pgx.Conn, want string, sql string, args ...any) {
 	t.Helper()
 	if got := rowsText(queryStrings(t, c, sql, args...)); got != want {
+		t.Fatalf("%s:\n got: %q\nwant: %q", sql, got, want)
+	}
+}
+
+// simpleRows runs sql with the simple query protocol (pgconn's, which
+// needs no standard_conforming_strings, unlike pgx's) and returns its rows
+// as text, NULL for nulls, as wantRows compares them.
+func simpleRows(t *testing.T, c *pgx.Conn, sql string) string {
+	t.Helper()
+	res, err := c.PgConn().Exec(ctxT(t), sql).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	var rows [][]string
+	for _, r := range res {
+		for _, vals := range r.Rows {
+			row := make([]string, len(vals))
+			for i, v := range vals {
+				if v == nil {
+					row[i] = "NULL"
+				} else {
+					row[i] = string(v)
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rowsText(rows)
+}
+
+func wantSimple(t *testing.T, c *pgx.Conn, want, sql string) {
+	t.Helper()
+	if got := simpleRows(t, c, sql); got != want {
 		t.Fatalf("%s:\n got: %q\nwant: %q", sql, got, want)
 	}
 }

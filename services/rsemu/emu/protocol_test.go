@@ -3,6 +3,8 @@ package emu_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,14 +23,53 @@ func TestProtocol(t *testing.T) {
 		wantRows(t, c, "1|a\n2|b\n3|c", "SELECT id, name FROM t ORDER BY id")
 		wantRows(t, c, "2|b", "SELECT id, name FROM t WHERE id = $1", 2)
 		// simple protocol explicitly
-		rows := queryStrings(t, c, "SELECT count(*) FROM t", pgx.QueryExecModeSimpleProtocol)
-		if rowsText(rows) != "3" {
-			t.Fatalf("count = %v", rows)
-		}
+		wantSimple(t, c, "3", "SELECT count(*) FROM t")
 		wantRows(t, c, "8.0.2", "SHOW server_version")
 		if v := c.PgConn().ParameterStatus("server_version"); v != "8.0.2" {
 			t.Fatalf("server_version = %q", v)
 		}
+	})
+	t.Run("startup parameters are Redshift's", func(t *testing.T) {
+		t.Parallel()
+		c := e.connect(t, e.db(t))
+		pc := c.PgConn()
+		for name, want := range map[string]string{
+			"server_version": "8.0.2", "client_encoding": "UNICODE", "server_encoding": "UNICODE",
+			"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
+			"standard_conforming_strings": "", "IntervalStyle": "", "application_name": "",
+		} {
+			if got := pc.ParameterStatus(name); got != want {
+				t.Errorf("parameter status %s = %q, want %q", name, got, want)
+			}
+		}
+		if pc.ParameterStatus("padb_version") == "" || pc.ParameterStatus("padb_revision") == "" {
+			t.Errorf("padb_version %q, padb_revision %q: want both reported", pc.ParameterStatus("padb_version"), pc.ParameterStatus("padb_revision"))
+		}
+		// pgx's simple protocol refuses to run a query, as against Redshift
+		_, err := c.Query(ctxT(t), "SELECT 1", pgx.QueryExecModeSimpleProtocol)
+		if err == nil || !strings.Contains(err.Error(), "standard_conforming_strings=on") {
+			t.Fatalf("simple-protocol query: want pgx's standard_conforming_strings refusal, got %v", err)
+		}
+		wantRows(t, c, "1", "SELECT 1") // the extended protocol works
+		wantErr(t, c, "42704", `unrecognized configuration parameter "standard_conforming_strings"`, "SET standard_conforming_strings TO on")
+		wantErr(t, c, "42704", `unrecognized configuration parameter "standard_conforming_strings"`, "SHOW standard_conforming_strings")
+		wantRows(t, c, "UNICODE", "SHOW client_encoding")
+		mustExec(t, c, "SET DateStyle TO 'ISO, DMY'")
+		if got := pc.ParameterStatus("DateStyle"); got != "ISO, DMY" {
+			t.Fatalf("DateStyle after SET = %q", got)
+		}
+		mustExec(t, c, "SET client_encoding TO 'UTF8'")
+		if got := pc.ParameterStatus("client_encoding"); got != "UNICODE" {
+			t.Fatalf("client_encoding after SET = %q, want UNICODE", got)
+		}
+		// a startup parameter Redshift lacks is fatal
+		cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://dev@%s/%s?sslmode=disable", e.emu.Addr(), c.Config().Database))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["standard_conforming_strings"] = "on"
+		_, err = pgx.ConnectConfig(ctxT(t), cfg)
+		checkErr(t, err, "42704", `unrecognized configuration parameter "standard_conforming_strings"`, "connect with standard_conforming_strings")
 	})
 	t.Run("batch", func(t *testing.T) {
 		t.Parallel()

@@ -48,6 +48,26 @@ func TestTypes(t *testing.T) {
 		wantErr(t, c, "22001", "value too long for type character(3)", "INSERT INTO t VALUES ('abcd')")
 		wantRows(t, c, "ab ", "SELECT c FROM t")
 	})
+	t.Run("trailing blanks are insignificant in comparisons", func(t *testing.T) {
+		t.Parallel()
+		c := e.connect(t, e.db(t))
+		mustExec(t, c, "CREATE TABLE t (k VARCHAR(10), v INT)")
+		mustExec(t, c, "INSERT INTO t VALUES ('x', 1), ('y', 2), ('z ', 3)")
+		mustExec(t, c, "CREATE TEMP TABLE s (k VARCHAR(10))")
+		mustExec(t, c, "INSERT INTO s VALUES ('x ')")
+		// upserting key 'x ' deletes row 'x', as on Redshift
+		mustExec(t, c, "DELETE FROM t USING s WHERE t.k = s.k")
+		wantRows(t, c, "y|2\nz |3", "SELECT k, v FROM t ORDER BY v")
+		wantRows(t, c, "2", "SELECT v FROM t WHERE k = 'y   '")
+		wantRows(t, c, "2", "SELECT v FROM t WHERE k = $1", "y ")
+		wantRows(t, c, "3", "SELECT v FROM t WHERE k <> 'y '")
+		wantRows(t, c, "3", "SELECT t.v FROM t JOIN (SELECT 'z'::varchar(5) AS k) u ON t.k = u.k")
+		wantRows(t, c, "3", "SELECT t.v FROM t JOIN (SELECT 'z'::varchar(5) AS k) u USING (k)")
+		mustExec(t, c, "UPDATE t SET v = 4 WHERE k = 'z'")
+		// values keep their blanks; only comparison ignores them
+		wantRows(t, c, "z |2|4", "SELECT k, octet_length(k), v FROM t WHERE v = 4")
+		wantRows(t, c, "0", "SELECT count(*) FROM t WHERE k = ' y'") // leading blanks count
+	})
 	t.Run("numeric precision and scale", func(t *testing.T) {
 		t.Parallel()
 		c := e.connect(t, e.db(t))

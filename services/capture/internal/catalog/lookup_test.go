@@ -8,7 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/tablekeys"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
 // TestLookup runs InfoSQL on a real catalog.
@@ -33,9 +34,13 @@ CREATE TABLE "My Schema"."T" ("x y" int PRIMARY KEY);
 CREATE TABLE events (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY LIST (id);
 CREATE TABLE events_2024_a PARTITION OF events_2024 FOR VALUES IN (1);
+CREATE TABLE typed (id int PRIMARY KEY, a numeric(10,2), b varchar(3)[]);
+INSERT INTO typed VALUES (1);
+ALTER TABLE typed ADD COLUMN c text DEFAULT 'x y', ADD COLUMN d int DEFAULT NULL;
 `); err != nil {
 		t.Fatal(err)
 	}
+	xy := "x y"
 	cases := []struct {
 		table Name
 		want  Info
@@ -51,6 +56,10 @@ CREATE TABLE events_2024_a PARTITION OF events_2024 FOR VALUES IN (1);
 		{Name{"public", "events_2024_a"}, Info{Found: true, Keys: []string{"id", "at"}, KeySource: SourcePrimaryKey,
 			Root: Name{"public", "events"}, Columns: []string{"id", "at"}}},
 		{Name{"public", "missing"}, Info{Keys: []string{}, KeySource: SourceNone, Root: Name{"public", "missing"}}},
+		{Name{"public", "typed"}, Info{Found: true, Keys: []string{"id"}, KeySource: SourcePrimaryKey,
+			Root: Name{"public", "typed"}, Columns: []string{"id", "a", "b", "c", "d"},
+			Types:   map[string]string{"a": "numeric(10,2)", "b": "character varying(3)[]"},
+			Missing: map[string]*string{"c": &xy}}},
 	}
 	for _, c := range cases {
 		got, err := Lookup(ctx, conn, c.table)
@@ -63,7 +72,7 @@ CREATE TABLE events_2024_a PARTITION OF events_2024 FOR VALUES IN (1);
 		}
 	}
 	// Live falls back to configured keys only where the catalog has none.
-	live := Live{Q: conn, Keys: TableKeys{{"public", "nokey"}: {"a"}, {"public", "lines"}: {"qty"}}}
+	live := Live{Q: conn, Keys: tablekeys.Keys{{Schema: "public", Name: "nokey"}: {"a"}, {Schema: "public", Name: "lines"}: {"qty"}}}
 	if got, _ := live.Resolve(ctx, Name{"public", "nokey"}); got.KeySource != SourceConfig || !reflect.DeepEqual(got.Keys, []string{"a"}) {
 		t.Errorf("Live nokey = %+v", got)
 	}
@@ -71,7 +80,7 @@ CREATE TABLE events_2024_a PARTITION OF events_2024 FOR VALUES IN (1);
 		t.Errorf("Live lines = %+v: configuration must not override a primary key", got)
 	}
 	// --stdin: configuration, else id.
-	st := Static{Keys: TableKeys{{"public", "lines"}: {"order_id", "line"}}}
+	st := Static{Keys: tablekeys.Keys{{Schema: "public", Name: "lines"}: {"order_id", "line"}}}
 	if got, _ := st.Resolve(ctx, Name{"public", "lines"}); got.KeySource != SourceConfig || !reflect.DeepEqual(got.Keys, []string{"order_id", "line"}) {
 		t.Errorf("Static lines = %+v", got)
 	}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestSlotSQL(t *testing.T) {
-	want := "SELECT plugin, confirmed_flush_lsn, database, database = current_database() FROM pg_replication_slots WHERE slot_name = 'redms'"
+	want := "SELECT plugin, confirmed_flush_lsn, database, database = current_database(), active_pid FROM pg_replication_slots WHERE slot_name = 'redms'"
 	if got := SlotSQL("redms"); got != want {
 		t.Errorf("SlotSQL = %q, want %q", got, want)
 	}

@@ -91,20 +91,36 @@ type Manager interface {
 var _ Manager = (jetstream.JetStream)(nil)
 
 // Ensure creates the stream when it is missing and validates it otherwise.
-// It reports whether the stream was created.
-func Ensure(ctx context.Context, js Manager, s Settings) (bool, error) {
+// It returns the stream's configuration and whether it was created.
+func Ensure(ctx context.Context, js Manager, s Settings) (jetstream.StreamConfig, bool, error) {
 	st, err := js.Stream(ctx, s.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		if _, err := js.CreateStream(ctx, Config(s)); err != nil {
+		created, err := js.CreateStream(ctx, Config(s))
+		if err != nil {
 			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 				return Ensure(ctx, js, s)
 			}
-			return false, fmt.Errorf("create stream %s: %w", s.Name, err)
+			return jetstream.StreamConfig{}, false, fmt.Errorf("create stream %s: %w", s.Name, err)
 		}
-		return true, nil
+		return created.CachedInfo().Config, true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("look up stream %s: %w", s.Name, err)
+		return jetstream.StreamConfig{}, false, fmt.Errorf("look up stream %s: %w", s.Name, err)
 	}
-	return false, Validate(st.CachedInfo().Config)
+	cfg := st.CachedInfo().Config
+	return cfg, false, Validate(cfg)
+}
+
+// InflightBytes is the most bytes capture may have in flight (published,
+// without a PubAck) on a stream of maxBytes (<= 0: unlimited), given the
+// configured limit: at most an eighth of a byte-limited stream
+// (docs/DESIGN.md §2, rule 6). Publishes stored after a rejected one
+// are held by the loaders until the rejected one arrives (§2.3) and keep
+// their bytes in the stream; bounded so, they can never fill it, and the
+// rejected publish always finds room once the rest drains.
+func InflightBytes(limit int, maxBytes int64) int {
+	if maxBytes <= 0 {
+		return limit
+	}
+	return int(min(int64(limit), max(maxBytes/8, 1)))
 }

@@ -48,3 +48,22 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestInflightBytes(t *testing.T) {
+	cases := []struct {
+		limit    int
+		maxBytes int64
+		want     int
+	}{
+		{32 << 20, -1, 32 << 20},       // unlimited stream: the configured limit
+		{32 << 20, 0, 32 << 20},        // 0 is unlimited too
+		{32 << 20, 1 << 20, 128 << 10}, // an eighth of a byte-limited stream
+		{64 << 10, 1 << 20, 64 << 10},  // a lower configured limit stays
+		{32 << 20, 7, 1},               // never zero: one message is always sent
+	}
+	for _, c := range cases {
+		if got := InflightBytes(c.limit, c.maxBytes); got != c.want {
+			t.Errorf("InflightBytes(%d, %d) = %d, want %d", c.limit, c.maxBytes, got, c.want)
+		}
+	}
+}

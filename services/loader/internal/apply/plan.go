@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/redms/redms/pkg/typemap"
 	"github.com/redms/redms/services/loader/internal/fold"
@@ -18,40 +17,108 @@ import (
 // plan is everything a window sends to the warehouse.
 type plan struct {
 	before      []string // Redshift VARCHAR widening, outside the transaction
+	lockTarget  bool     // Postgres, the target exists: lock it with the state table
+	snapshot    []string // range replaces of snapshot chunks, before the segments
 	segs        []segPlan
+	stage       staging
 	objects     []string // staged S3 keys
 	stagedBytes int64
 }
 
 type segPlan struct {
-	truncate bool
-	ddl      []string
-	steps    []*step
+	truncate string   // the statement that empties the target (or a leaf's rows of it)
+	ddl      []string // column changes, or a rebuild
+	stmts    []string // merge statements, reading the staging table
 }
 
-// step is one staging table: created, loaded, used by stmts, dropped.
-type step struct {
-	kind     string // delete, upsert, update, move, oldkey
-	tmp      string
-	tmpCols  []warehouse.Column
-	rows     [][]stage.Value
-	colset   []string // update groups: the known columns (object key hash)
-	stmts    []string
+// staging is the window's one staging table: a step column, then the
+// staged columns, each standing for a target column in a role (a key the
+// target is matched on, or a value it receives) and typed like it.
+type staging struct {
+	cols     []warehouse.Column
+	targets  []string         // the target column each of cols stands for
+	index    map[stagedAs]int // → position in a row (1 + position in cols)
+	cuttable []bool           // by row position: a value a row over 4 MB may lose
+	rows     [][]stage.Value  // step, then staged columns (a short row ends in NULLs)
+	steps    int
+	distKey  string // the staged column of the target's distribution key
+
 	file     stage.File
 	manifest string
+	cutCols  map[string]bool // target columns cut in rows over 4 MB
 }
 
-// stageParallel is how many staging files of a window are encoded and
-// uploaded at once.
-const stageParallel = 4
+type stagedAs struct {
+	key  bool
+	name string // target column
+	typ  string
+}
 
-func tempName(seg int, kind string, n int) string {
-	return fmt.Sprintf("redms_s%d_%s%d", seg, kind, n)
+// Roles of a staged column.
+const (
+	asKey   = true
+	asValue = false
+)
+
+// col is the row position of the staged column for target column c in a
+// role, added when new.
+func (s *staging) col(key bool, c warehouse.Column) int {
+	k := stagedAs{key: key, name: c.Name, typ: c.Type.SQL}
+	if i, ok := s.index[k]; ok {
+		return i
+	}
+	if s.index == nil {
+		s.index = map[stagedAs]int{}
+		s.cuttable = []bool{false} // the step
+	}
+	prefix := "c"
+	if key {
+		prefix = "k"
+	}
+	n := 0
+	for _, o := range s.cols {
+		if o.Name[0] == prefix[0] {
+			n++
+		}
+	}
+	s.cols = append(s.cols, warehouse.Column{Name: prefix + strconv.Itoa(n), Type: c.Type})
+	s.targets = append(s.targets, c.Name)
+	s.cuttable = append(s.cuttable, !key)
+	s.index[k] = len(s.cols)
+	return len(s.cols)
+}
+
+// name is the staged column at row position i.
+func (s *staging) name(i int) string { return s.cols[i-1].Name }
+
+// target is the target column the staged column at row position i stands
+// for.
+func (s *staging) target(i int) string { return s.targets[i-1] }
+
+// typ is the type of the staged column at row position i.
+func (s *staging) typ(i int) typemap.Target { return s.cols[i-1].Type }
+
+// next starts a merge step.
+func (s *staging) next() int {
+	s.steps++
+	return s.steps - 1
+}
+
+// row is a new row of step, wide enough for the columns staged so far,
+// every value NULL.
+func (s *staging) row(step int) []stage.Value {
+	r := make([]stage.Value, 1+len(s.cols))
+	r[0] = stage.Value{Text: strconv.Itoa(step)}
+	for i := 1; i < len(r); i++ {
+		r[i].Null = true
+	}
+	return r
 }
 
 // holds reports whether a column of type have takes every value of type
-// want unchanged (a wider VARCHAR, NUMERIC, integer or float), so it is kept
-// rather than narrowed.
+// want unchanged (a wider VARCHAR, NUMERIC, integer or float; a VARCHAR the
+// text of a SUPER or VARBYTE), so it is kept rather than narrowed or
+// converted.
 func holds(have, want typemap.Target) bool {
 	rank := func(k typemap.Kind) (family, size int) {
 		switch k {
@@ -71,6 +138,14 @@ func holds(have, want typemap.Target) bool {
 	if have.Kind == typemap.KindVarchar && want.Kind == typemap.KindVarchar {
 		return have.Length >= want.Length
 	}
+	if have.Kind == typemap.KindVarchar && (want.Kind == typemap.KindSuper || want.Kind == typemap.KindVarbyte) {
+		// REDMS_REDSHIFT_JSON/BYTEA apply to new columns: a cast would
+		// make a JSON text a SUPER string, hex text bytes of its letters
+		return true
+	}
+	if have.Kind == typemap.KindVarbyte && want.Kind == typemap.KindVarbyte {
+		return have.Length >= want.Length
+	}
 	if have.Kind == typemap.KindNumeric && want.Kind == typemap.KindNumeric {
 		return have.Scale >= want.Scale && have.Precision-have.Scale >= want.Precision-want.Scale
 	}
@@ -84,7 +159,7 @@ func indexCol(cols []warehouse.Column, name string) int {
 }
 
 // fit converts a source value to what the column receives, counting rules.
-func (x *window) fit(t typemap.Target, c fold.Column) stage.Value {
+func (x *job) fit(t typemap.Target, c fold.Column) stage.Value {
 	v, null, rule := typemap.Fit(t, c.Value, c.Null)
 	if rule != "" {
 		x.res.Adjusted[rule]++
@@ -92,34 +167,159 @@ func (x *window) fit(t typemap.Target, c fold.Column) stage.Value {
 	return stage.Value{Text: v, Null: null}
 }
 
-// plan decides DDL and staging tables segment by segment, tracking the
-// target's columns as the DDL would leave them.
-func (x *window) plan(folded fold.Result, cur []warehouse.Column, schemaExists bool) (*plan, error) {
-	d := x.a.cfg.Dialect
-	opt := typemap.Options{NumericDefault: x.a.cfg.NumericDefault}
-	p := &plan{}
+// colAttrs are a Redshift column's attributes that ALTER TABLE minds.
+type colAttrs struct {
+	distKey  bool
+	sortKey  int
+	encoding string
+}
 
-	// Redshift widens a VARCHAR only outside a transaction: size every
-	// VARCHAR column once for the longest the window needs.
-	widest := map[string]int{}
-	for _, s := range folded.Segments {
-		for _, c := range s.Columns {
-			if t := typemap.Map(d, c.Type, opt); t.Kind == typemap.KindVarchar {
-				widest[c.Name] = max(widest[c.Name], t.Length)
-			}
+// fixedEncodings are the encodings whose columns Redshift cannot retype.
+var fixedEncodings = map[string]bool{"bytedict": true, "runlength": true, "text255": true, "text32k": true}
+
+// keyed: Redshift refuses to drop the column, or to retype it by add, copy,
+// drop and rename.
+func (a colAttrs) keyed() bool { return a.distKey || a.sortKey > 0 }
+
+// fixed: Redshift refuses ALTER COLUMN … TYPE on it.
+func (a colAttrs) fixed() bool { return a.keyed() || fixedEncodings[a.encoding] }
+
+// readAttrs reads the target's column attributes (Redshift).
+func readAttrs(ctx context.Context, conn *pgx.Conn, t warehouse.Table) (map[string]colAttrs, error) {
+	if _, err := conn.Exec(ctx, warehouse.SetSearchPath(t.Schema), pgx.QueryExecModeSimpleProtocol); err != nil {
+		return nil, fmt.Errorf("set search path to %s: %w", t.Schema, err)
+	}
+	rows, err := conn.Query(ctx, warehouse.TableAttrs(t), pgx.QueryExecModeExec)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]colAttrs{}
+	for rows.Next() {
+		var name, enc string
+		var a colAttrs
+		if err := rows.Scan(&name, &enc, &a.distKey, &a.sortKey); err != nil {
+			return nil, err
+		}
+		a.encoding = enc
+		out[name] = a
+	}
+	return out, rows.Err()
+}
+
+// tableKeys are the Redshift attributes the loader gives a table of
+// columns cols: the window's key as SORTKEY, as PRIMARY KEY when it is the
+// source's primary key, the configured distribution. A key that is the
+// "id" guess, the whole row, or has a column Redshift cannot sort on
+// (SUPER, VARBYTE) gives none.
+func (x *job) tableKeys(cols []warehouse.Column) warehouse.TableKeys {
+	k := warehouse.TableKeys{Dist: x.a.cfg.DistStyle}
+	if x.spec.Full || x.spec.Default || len(x.spec.Columns) == 0 {
+		return k
+	}
+	for _, name := range x.spec.Columns {
+		j := indexCol(cols, name)
+		if j < 0 || cols[j].Type.Kind == typemap.KindSuper || cols[j].Type.Kind == typemap.KindVarbyte {
+			return k
 		}
 	}
+	k.Columns, k.Primary = x.spec.Columns, x.spec.Primary
+	return k
+}
+
+// attrsOf are the column attributes a table created with k has.
+func attrsOf(k warehouse.TableKeys) map[string]colAttrs {
+	out := map[string]colAttrs{}
+	for i, c := range k.Columns {
+		out[c] = colAttrs{sortKey: i + 1, distKey: c == k.DistKey()}
+	}
+	return out
+}
+
+// declaredType is the target type of a column, from its declared type
+// where capture sent one that agrees with what test_decoding printed.
+func (x *job) declaredType(c fold.Column) typemap.Target {
+	opt := typemap.Options{NumericDefault: x.a.cfg.NumericDefault, JSONSuper: x.a.cfg.JSONSuper, ByteaVarbyte: x.a.cfg.ByteaVarbyte}
+	return typemap.Map(x.a.cfg.Dialect, typemap.Declared(c.Type, x.declared[c.Name]), opt)
+}
+
+// widest is, for each VARCHAR column of the window, the length it needs:
+// the longest its declared types map to, and, where that is below the
+// maximum, at least the longest value (a declared type from before an
+// ALTER must not cut values). Both dialects size a column once for the
+// window (Redshift widens only outside a transaction).
+func (x *job) widest(folded fold.Result) map[string]int {
+	widest := map[string]int{}
+	for _, s := range folded.Segments {
+		for i, c := range s.Columns {
+			t := x.declaredType(c)
+			if t.Kind != typemap.KindVarchar {
+				continue
+			}
+			n := t.Length
+			if n < typemap.MaxVarchar {
+				for _, r := range s.Upserts {
+					n = max(n, len(r[i].Value))
+				}
+				for _, r := range s.Inserts {
+					n = max(n, len(r[i].Value))
+				}
+				for _, g := range s.Updates {
+					if j := slices.Index(g.Columns, c.Name); j >= 0 {
+						for _, r := range g.Rows {
+							n = max(n, len(r.Set[j].Value))
+						}
+					}
+				}
+			}
+			widest[c.Name] = max(widest[c.Name], min(n, typemap.MaxVarchar))
+		}
+	}
+	return widest
+}
+
+// plan decides DDL and the staged rows segment by segment, tracking the
+// target's columns as the DDL would leave them. attrs reads the target's
+// Redshift column attributes, asked only when a column change needs them.
+func (x *job) plan(folded fold.Result, cur []warehouse.Column, schemaExists bool, attrs func() (map[string]colAttrs, error)) (*plan, error) {
+	d := x.a.cfg.Dialect
+	// Redshift's LOCK is exclusive: locking the target too would make every
+	// dashboard query on it wait for each window. The state table alone
+	// fences (docs/DESIGN.md §5); Postgres's SHARE ROW EXCLUSIVE lets
+	// readers through, so there the target is locked as well.
+	p := &plan{lockTarget: cur != nil && d == warehouse.Postgres}
+	widest := x.widest(folded)
 	desired := func(c fold.Column) warehouse.Column {
-		t := typemap.Map(d, c.Type, opt)
-		if d == warehouse.Redshift && t.Kind == typemap.KindVarchar {
+		t := x.declaredType(c)
+		if t.Kind == typemap.KindVarchar {
 			t = typemap.Make(typemap.KindVarchar, 0, 0, widest[c.Name])
 		}
 		return warehouse.Column{Name: c.Name, Type: t}
 	}
+	var known map[string]colAttrs
+	attr := func(name string) (colAttrs, error) {
+		if known == nil {
+			a, err := attrs()
+			if err != nil {
+				return colAttrs{}, fmt.Errorf("read column attributes of %s: %w", x.target, err)
+			}
+			known = a
+		}
+		return known[name], nil
+	}
 	cols := slices.Clone(cur)
 	if d == warehouse.Redshift {
+		// Widen in place where Redshift lets ALTER COLUMN; a key column
+		// is widened by the segment's rebuild instead.
 		for i, c := range cols {
 			if w, ok := widest[c.Name]; ok && c.Type.Kind == typemap.KindVarchar && c.Type.Length < w {
+				a, err := attr(c.Name)
+				if err != nil {
+					return nil, err
+				}
+				if a.fixed() {
+					continue
+				}
 				p.before = append(p.before, warehouse.WidenVarchar(x.tgt, c.Name, w))
 				cols[i].Type = typemap.Make(typemap.KindVarchar, 0, 0, w)
 			}
@@ -127,9 +327,19 @@ func (x *window) plan(folded fold.Result, cur []warehouse.Column, schemaExists b
 	}
 	exists := cur != nil
 
-	for si, s := range folded.Segments {
-		sp := segPlan{truncate: s.Truncate && exists}
-		if sp.truncate {
+	for _, s := range folded.Segments {
+		sp := segPlan{}
+		if s.Truncate && s.Partition != nil && s.Partition.Unbounded != "" {
+			err := fmt.Errorf("TRUNCATE of partition %s cannot be applied to %s: %s, so no bound tells its rows apart; a snapshot of the root repairs it",
+				s.Partition.Leaf, x.target, s.Partition.Unbounded)
+			return nil, x.park(err.Error(), err)
+		}
+		if s.Truncate && exists {
+			stmt, err := x.truncate(s.Partition, cols)
+			if err != nil {
+				return nil, err
+			}
+			sp.truncate = stmt
 			x.res.Rows["truncate"]++
 		}
 		if s.Columns != nil {
@@ -144,317 +354,26 @@ func (x *window) plan(folded fold.Result, cur []warehouse.Column, schemaExists b
 				if !schemaExists {
 					sp.ddl = append(sp.ddl, warehouse.CreateSchema(x.tgt.Schema))
 				}
-				sp.ddl = append(sp.ddl, warehouse.CreateTable(x.tgt, want))
-				cols, exists = slices.Clone(want), true
+				k := x.tableKeys(want)
+				sp.ddl = append(sp.ddl, warehouse.CreateTable(d, x.tgt, want, k))
+				cols, exists, known = slices.Clone(want), true, attrsOf(k)
 			} else {
-				for _, w := range want {
-					j := indexCol(cols, w.Name)
-					switch {
-					case j < 0:
-						sp.ddl = append(sp.ddl, warehouse.AddColumn(x.tgt, w))
-						cols = append(cols, w)
-					case cols[j].Type.SQL == w.Type.SQL:
-					case holds(cols[j].Type, w.Type):
-						// keep the wider column: every value still fits
-					default:
-						sp.ddl = append(sp.ddl, warehouse.Retype(d, x.tgt, w)...)
-						cols = append(slices.Delete(cols, j, j+1), w)
-					}
+				var rebuilt *warehouse.TableKeys
+				var err error
+				if cols, sp.ddl, rebuilt, err = x.alter(s, cols, want, attr); err != nil {
+					return nil, err
 				}
-				for j := 0; j < len(cols); {
-					if indexCol(want, cols[j].Name) < 0 {
-						sp.ddl = append(sp.ddl, warehouse.DropColumn(x.tgt, cols[j].Name))
-						cols = slices.Delete(cols, j, j+1)
-						continue
-					}
-					j++
+				if rebuilt != nil {
+					known = attrsOf(*rebuilt)
 				}
 			}
 		}
 		if exists {
-			if err := x.planData(&sp, si, s, cols); err != nil {
+			if err := x.planData(p, &sp, s, cols); err != nil {
 				return nil, err
 			}
 		}
 		p.segs = append(p.segs, sp)
 	}
 	return p, nil
-}
-
-// planData stages a segment's deletes, upserts and updates against the
-// target's columns cols.
-func (x *window) planData(sp *segPlan, si int, s fold.Segment, cols []warehouse.Column) error {
-	full := x.spec.Full
-	// keyCols: the target columns the key compares (FULL: every column).
-	var keyCols []warehouse.Column
-	if full {
-		keyCols = cols
-	} else {
-		for _, k := range x.spec.Columns {
-			j := indexCol(cols, k)
-			if j < 0 {
-				err := fmt.Errorf("key column %q is not a column of %s", k, x.target)
-				return x.park(err.Error(), err)
-			}
-			keyCols = append(keyCols, cols[j])
-		}
-	}
-	kNames := func(n int) []warehouse.Column {
-		out := make([]warehouse.Column, n)
-		for i := range n {
-			out[i] = warehouse.Column{Name: fmt.Sprintf("k%d", i), Type: keyCols[i].Type}
-		}
-		return out
-	}
-
-	if len(s.Deletes) > 0 {
-		st := &step{kind: "delete", tmp: tempName(si, "delete", 0), tmpCols: kNames(len(keyCols))}
-		for _, key := range s.Deletes {
-			row := make([]stage.Value, len(keyCols))
-			for i, kc := range keyCols {
-				j := slices.IndexFunc(key, func(c fold.Column) bool { return c.Name == kc.Name })
-				if j < 0 {
-					row[i] = stage.Value{Null: true} // FULL: old rows omit null columns
-					continue
-				}
-				row[i] = x.fit(kc.Type, key[j])
-			}
-			st.rows = append(st.rows, row)
-		}
-		match := make([]warehouse.Match, len(keyCols))
-		for i, kc := range keyCols {
-			match[i] = warehouse.Match{Target: kc.Name, Temp: st.tmpCols[i].Name}
-		}
-		st.stmts = []string{warehouse.DeleteUsing(x.tgt, st.tmp, match, full)}
-		x.res.Rows["delete"] += len(st.rows)
-		sp.steps = append(sp.steps, st)
-	}
-
-	if len(s.Upserts) > 0 {
-		st := &step{kind: "upsert", tmp: tempName(si, "upsert", 0)}
-		types := make([]typemap.Target, len(s.Columns))
-		all := make([]warehouse.Match, len(s.Columns))
-		for i, c := range s.Columns {
-			types[i] = cols[indexCol(cols, c.Name)].Type
-			st.tmpCols = append(st.tmpCols, warehouse.Column{Name: fmt.Sprintf("c%d", i), Type: types[i]})
-			all[i] = warehouse.Match{Target: c.Name, Temp: st.tmpCols[i].Name}
-		}
-		for _, r := range s.Upserts {
-			row := make([]stage.Value, len(r))
-			for i, c := range r {
-				row[i] = x.fit(types[i], c)
-			}
-			st.rows = append(st.rows, row)
-		}
-		var match []warehouse.Match
-		for _, kc := range keyCols {
-			match = append(match, all[slices.IndexFunc(all, func(m warehouse.Match) bool { return m.Target == kc.Name })])
-		}
-		st.stmts = []string{
-			warehouse.DeleteUsing(x.tgt, st.tmp, match, full),
-			warehouse.InsertSelect(x.tgt, all, st.tmp),
-		}
-		x.res.Rows["insert"] += len(st.rows)
-		sp.steps = append(sp.steps, st)
-	}
-
-	for gi, g := range s.Updates {
-		kind := "update"
-		if g.Move {
-			kind = "move"
-		}
-		st := &step{kind: kind, tmp: tempName(si, kind, gi), tmpCols: kNames(len(keyCols)), colset: g.Columns}
-		keys := make([]warehouse.Match, len(keyCols))
-		for i, kc := range keyCols {
-			keys[i] = warehouse.Match{Target: kc.Name, Temp: st.tmpCols[i].Name}
-		}
-		set := make([]warehouse.Match, len(g.Columns))
-		types := make([]typemap.Target, len(g.Columns))
-		for i, name := range g.Columns {
-			types[i] = cols[indexCol(cols, name)].Type
-			tc := warehouse.Column{Name: fmt.Sprintf("c%d", i), Type: types[i]}
-			st.tmpCols = append(st.tmpCols, tc)
-			set[i] = warehouse.Match{Target: name, Temp: tc.Name}
-		}
-		for _, r := range g.Rows {
-			row := make([]stage.Value, 0, len(st.tmpCols))
-			for i, kc := range keyCols {
-				row = append(row, x.fit(kc.Type, r.Match[i]))
-			}
-			for i, c := range r.Set {
-				row = append(row, x.fit(types[i], c))
-			}
-			st.rows = append(st.rows, row)
-		}
-		if !g.Move {
-			st.stmts = append(st.stmts, warehouse.UpdateFrom(x.tgt, set, st.tmp, keys))
-			x.res.Rows["update"] += len(st.rows)
-			sp.steps = append(sp.steps, st)
-			continue
-		}
-		// A key change whose row the warehouse must complete (DESIGN §4:
-		// delete the old key, upsert the new row). Where the new key exists
-		// (a replay finds the move done) its known columns are set; the
-		// rest move the old row to the new key; then the old key is
-		// deleted either way, or a replayed INSERT of the old key would
-		// leave that row behind for ever.
-		var newKey []warehouse.Match
-		for _, kc := range keyCols {
-			newKey = append(newKey, set[slices.IndexFunc(set, func(m warehouse.Match) bool { return m.Target == kc.Name })])
-		}
-		st.stmts = append(st.stmts,
-			warehouse.UpdateFrom(x.tgt, set, st.tmp, newKey),
-			warehouse.DeleteTempWhereExists(st.tmp, x.tgt, newKey),
-			warehouse.UpdateFrom(x.tgt, set, st.tmp, keys),
-		)
-		x.res.Rows["update"] += len(st.rows)
-		sp.steps = append(sp.steps, st, oldKeys(si, gi, st.rows, keyCols, x.tgt))
-	}
-	return nil
-}
-
-// oldKeys is the step that deletes the old keys of a move group after the
-// move: a moved row no longer has its old key, so only rows a replay
-// re-created there go. It stages the keys (the first len(keyCols) values of
-// the move step's rows) apart, as the move drops its staging rows whose new
-// key exists.
-func oldKeys(si, gi int, moveRows [][]stage.Value, keyCols []warehouse.Column, tgt warehouse.Table) *step {
-	st := &step{kind: "oldkey", tmp: tempName(si, "oldkey", gi)}
-	match := make([]warehouse.Match, len(keyCols))
-	for i, kc := range keyCols {
-		st.tmpCols = append(st.tmpCols, warehouse.Column{Name: fmt.Sprintf("k%d", i), Type: kc.Type})
-		match[i] = warehouse.Match{Target: kc.Name, Temp: st.tmpCols[i].Name}
-	}
-	for _, r := range moveRows {
-		st.rows = append(st.rows, r[:len(keyCols):len(keyCols)])
-	}
-	st.stmts = []string{warehouse.DeleteUsing(tgt, st.tmp, match, false)}
-	return st
-}
-
-// stage encodes every step's rows and uploads them.
-func (x *window) stage(ctx context.Context, p *plan) error {
-	first, last := x.w.Msgs[0].Seq, x.w.Msgs[len(x.w.Msgs)-1].Seq
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(stageParallel)
-	for si := range p.segs {
-		for _, st := range p.segs[si].steps {
-			g.Go(func() error {
-				f, err := stage.Encode(st.rows, x.a.cfg.PartBytes)
-				if err != nil {
-					return fmt.Errorf("encode %s rows of %s: %w", st.kind, x.target, err)
-				}
-				st.file, st.rows = f, nil
-				mu.Lock()
-				p.stagedBytes += f.Bytes()
-				mu.Unlock()
-				if x.a.store == nil {
-					return nil
-				}
-				dir := stage.Dir(x.a.cfg.S3Prefix, x.w.Table, first, last, si, st.kind, st.colset)
-				keys, url, err := x.a.store.Put(gctx, dir, &st.file)
-				mu.Lock()
-				p.objects = append(p.objects, keys...)
-				mu.Unlock()
-				if err != nil {
-					return fmt.Errorf("stage %s rows of %s: %w", st.kind, x.target, err)
-				}
-				st.manifest = url
-				return nil
-			})
-		}
-	}
-	return g.Wait()
-}
-
-// transact runs the window's one transaction.
-func (x *window) transact(ctx context.Context, conn *pgx.Conn, p *plan, applied int64) error {
-	d := x.a.cfg.Dialect
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin on %s: %w", x.target, err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
-	exec := func(action, sql string) error {
-		if _, err := tx.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
-			return x.classify(action, err)
-		}
-		return nil
-	}
-	now := x.a.now()
-	// Two owners racing to create the row collide on its primary key: that
-	// is worth a retry, never a park.
-	if _, err := tx.Exec(ctx, warehouse.EnsureWatermark(d, x.a.cfg.StateSchema, x.target, now), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("create watermark row of %s: %w", x.target, err)
-	}
-	locked, err := readSeq(ctx, tx.Conn(), warehouse.ReadWatermark(d, x.a.cfg.StateSchema, x.target))
-	if err != nil {
-		return x.classify("read watermark", err)
-	}
-	if locked != applied {
-		return fmt.Errorf("watermark of %s moved from %d to %d while staging: another owner applied; retry", x.target, applied, locked)
-	}
-	for _, sp := range p.segs {
-		if sp.truncate {
-			if err := exec("empty table on truncate", warehouse.DeleteAll(x.tgt)); err != nil {
-				return err
-			}
-		}
-		for _, stmt := range sp.ddl {
-			if err := exec("alter table", stmt); err != nil {
-				return err
-			}
-		}
-		for _, st := range sp.steps {
-			if err := x.runStep(ctx, tx, st, exec); err != nil {
-				return err
-			}
-		}
-	}
-	last := x.w.Msgs[len(x.w.Msgs)-1]
-	if err := exec("advance watermark", warehouse.AdvanceWatermark(d, x.a.cfg.StateSchema, x.target, last.Seq, x.res.LastLSN, now)); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return x.classify("commit", err)
-	}
-	return nil
-}
-
-func (x *window) runStep(ctx context.Context, tx pgx.Tx, st *step, exec func(string, string) error) error {
-	if err := exec("create staging table", warehouse.CreateTemp(st.tmp, st.tmpCols)); err != nil {
-		return err
-	}
-	names := make([]string, len(st.tmpCols))
-	for i, c := range st.tmpCols {
-		names[i] = c.Name
-	}
-	var loaded int64
-	if x.a.cfg.Dialect == warehouse.Redshift {
-		cred := warehouse.Credentials{IAMRole: x.a.cfg.RedshiftIAMRole, AccessKeyID: x.a.cfg.S3AccessKeyID, SecretAccessKey: x.a.cfg.S3SecretAccessKey}
-		if err := exec("copy "+st.kind+" rows", warehouse.CopyFromS3(st.tmp, names, st.manifest, cred, x.a.cfg.S3Region, st.file.NullMarker)); err != nil {
-			return err
-		}
-		n, err := readSeq(ctx, tx.Conn(), warehouse.LastCopyCount())
-		if err != nil {
-			return x.classify("read copy count", err)
-		}
-		loaded = n
-	} else {
-		tag, err := tx.Conn().PgConn().CopyFrom(ctx, st.file.CSV(), warehouse.CopyFromStdin(st.tmp, names, st.file.NullMarker))
-		if err != nil {
-			return x.classify("copy "+st.kind+" rows", err)
-		}
-		loaded = tag.RowsAffected()
-	}
-	if loaded != int64(st.file.Rows) {
-		return fmt.Errorf("copy %s rows into %s: loaded %d rows, staged %d", st.kind, x.target, loaded, st.file.Rows)
-	}
-	for _, stmt := range st.stmts {
-		if err := exec(st.kind+" rows", stmt); err != nil {
-			return err
-		}
-	}
-	return exec("drop staging table", warehouse.DropTemp(st.tmp))
 }

@@ -27,6 +27,10 @@ func TestHolds(t *testing.T) {
 		{k(typemap.KindDouble), k(typemap.KindBigInt), false},
 		{v(65535), k(typemap.KindInteger), false},
 		{k(typemap.KindTimestamp), k(typemap.KindTimestampTZ), false},
+		{v(65535), k(typemap.KindSuper), true},
+		{v(65535), typemap.Make(typemap.KindVarbyte, 0, 0, typemap.MaxVarbyte), true},
+		{typemap.Make(typemap.KindVarbyte, 0, 0, 10), typemap.Make(typemap.KindVarbyte, 0, 0, 20), false},
+		{k(typemap.KindSuper), v(65535), false},
 	}
 	for _, c := range cases {
 		if got := holds(c.have, c.want); got != c.holds {

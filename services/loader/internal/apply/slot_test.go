@@ -11,7 +11,7 @@ import (
 
 	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/pkg/testdecoding"
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/loader/internal/warehouse"
 )
@@ -97,7 +97,7 @@ func slotScenario(t *testing.T, pg *testenv.Postgres, e *env, srcDB string) {
 		// A replay of the whole batch (watermarks reset) changes nothing.
 		if bi == 1 {
 			for _, w := range windows {
-				e.resetWatermark(w.Table.Name)
+				e.resetState(w.Table.Name, walheader.Pos{})
 				e.apply(w)
 			}
 		}
@@ -187,7 +187,7 @@ func (e *env) slotWindows(t *testing.T, src *pgx.Conn, slot string) []Window {
 			}
 			ordinal[lsn]++
 			e.seq++
-			w.Msgs = append(w.Msgs, NewMsg(e.seq, meta.Header("src"), []byte(data)))
+			w.Msgs = append(w.Msgs, NewMsg(e.seq, meta, []byte(data)))
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -8,12 +8,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/redms/redms/pkg/demo/verify"
+	"github.com/redms/redms/pkg/demo/workload"
 	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/pkg/testdecoding"
-	"github.com/redms/redms/pkg/testenv"
-	"github.com/redms/redms/pkg/verify"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/pkg/walheader"
-	"github.com/redms/redms/pkg/workload"
 	"github.com/redms/redms/services/loader/internal/warehouse"
 )
 
@@ -21,7 +21,7 @@ import (
 // with edge values, TOAST, composite and quoted keys, key changes, COPY, a
 // column added, dropped and retyped, a multi-table TRUNCATE) from a real slot,
 // applies it in random windows with redeliveries, and checks the warehouse
-// with pkg/verify, the comparison the end-to-end tests use.
+// with pkg/demo/verify, the comparison the end-to-end tests use.
 func TestApplyWorkload(t *testing.T) {
 	ctx := context.Background()
 	pg := testenv.StartPostgres(t)
@@ -66,7 +66,7 @@ func applyWorkload(t *testing.T, e *env, tables []Window, src *pgxpool.Pool, d w
 			if rnd.IntN(3) == 0 {
 				// The redelivered part arrives again as new messages (a
 				// capture restart republishes): the watermark lets it through.
-				e.resetWatermark(tw.Table.Name)
+				e.resetState(tw.Table.Name, walheader.Pos{})
 			}
 			e.apply(Window{Table: tw.Table, Msgs: msgs[from:to]})
 			done = to
@@ -138,6 +138,19 @@ func slotTables(t *testing.T, src *pgxpool.Pool, slot string) []Window {
 		case len(cols) == 0:
 			m.KeySource = walheader.KeySourceNone
 		}
+		// the declared types, as capture sends them (Redms-Types)
+		var names, types []string
+		if err := src.QueryRow(ctx, `SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}'), coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum), '{}')
+			FROM pg_attribute a WHERE a.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2)) AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypmod >= 0`,
+			tb.Schema, tb.Name).Scan(&names, &types); err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range names {
+			if m.Types == nil {
+				m.Types = map[string]string{}
+			}
+			m.Types[n] = types[i]
+		}
 		keyCache[tb] = m
 		return m
 	}
@@ -164,7 +177,7 @@ func slotTables(t *testing.T, src *pgxpool.Pool, slot string) []Window {
 			m.LSN, m.CommitLSN, m.Ordinal = c.lsn, c.lsn, ordinal[c.lsn]
 			ordinal[c.lsn]++
 			seq++
-			w.Msgs = append(w.Msgs, NewMsg(seq, m.Header("wsrc"), []byte(c.data)))
+			w.Msgs = append(w.Msgs, NewMsg(seq, m, []byte(c.data)))
 		}
 	}
 	out := make([]Window, 0, len(order))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/redms/redms/pkg/natsconn"
 	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/services/loader/internal/consume"
 	"github.com/redms/redms/services/loader/internal/lease"
@@ -33,6 +34,15 @@ type Config struct {
 	Stream          string
 	ShutdownTimeout time.Duration
 	Runner          consume.Config
+	// Turned, when not nil, is called on every turn of Run's loop (at
+	// least every LEASE_TTL/3, whether or not NATS answers): the
+	// coordinator's heartbeat.
+	Turned func()
+	// Unanswered, when not nil, is called when the heartbeat got no
+	// answer from JetStream (natsconn.Unanswered): the server this
+	// replica is on may be cut off from the cluster, and the caller may
+	// move to another before the lease of every table it holds runs out.
+	Unanswered func(err error)
 }
 
 // Coordinator owns this replica's set of tables.
@@ -54,7 +64,7 @@ type Coordinator struct {
 
 type held struct {
 	table      consume.Table
-	rev        uint64
+	rev        atomic.Uint64 // read by the table's runner (leaseCheck)
 	renewed    time.Time
 	cancelHard context.CancelFunc
 	cancelSoft context.CancelFunc
@@ -87,6 +97,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	defer tick.Stop()
 	c.round(ctx)
 	for {
+		if c.cfg.Turned != nil {
+			c.cfg.Turned()
+		}
 		select {
 		case <-ctx.Done():
 			return c.shutdown(tick)
@@ -101,8 +114,16 @@ func (c *Coordinator) Run(ctx context.Context) error {
 // round is one heartbeat, renewal, discovery and rebalance.
 func (c *Coordinator) round(ctx context.Context) {
 	me := c.leases.Replica()
-	if err := c.leases.Heartbeat(ctx); err != nil {
+	// A heartbeat that takes longer than the turn is no heartbeat; an
+	// unanswered one says soon that this server may be cut off.
+	hctx, cancel := context.WithTimeout(ctx, c.leases.TTL()/3)
+	err := c.leases.Heartbeat(hctx)
+	cancel()
+	if err != nil {
 		c.log.Warn("heartbeat", "err", err)
+		if c.cfg.Unanswered != nil && ctx.Err() == nil && natsconn.Unanswered(err) {
+			c.cfg.Unanswered(err)
+		}
 	}
 	c.renew(ctx)
 	view, err := c.leases.Look(ctx)
@@ -171,9 +192,10 @@ func (c *Coordinator) renew(ctx context.Context) {
 		if h.lost {
 			continue
 		}
-		rev, err := c.leases.Renew(ctx, key, h.rev)
+		rev, err := c.leases.Renew(ctx, key, h.rev.Load())
 		if err == nil {
-			h.rev, h.renewed = rev, time.Now()
+			h.rev.Store(rev)
+			h.renewed = time.Now()
 			continue
 		}
 		if errors.Is(err, lease.ErrLost) || time.Since(h.renewed) > c.leases.TTL() {
@@ -256,15 +278,35 @@ func TableOf(subj string) (consume.Table, error) {
 func (c *Coordinator) start(ctx context.Context, key string, t consume.Table, rev uint64) {
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	soft, cancelSoft := context.WithCancel(hard)
-	h := &held{table: t, rev: rev, renewed: time.Now(), cancelHard: cancelHard, cancelSoft: cancelSoft, exited: make(chan struct{})}
+	h := &held{table: t, renewed: time.Now(), cancelHard: cancelHard, cancelSoft: cancelSoft, exited: make(chan struct{})}
+	h.rev.Store(rev)
 	c.owned[key] = h
 	c.log.Info("table acquired", "table", t.Label, "consumer", t.Consumer)
-	r := consume.NewRunner(t, c.cfg.Runner, c.deps)
+	deps := c.deps
+	deps.Lease = leaseCheck{leases: c.leases, key: key, rev: &h.rev}
+	r := consume.NewRunner(t, c.cfg.Runner, deps)
 	go func() {
 		h.err = r.Run(hard, soft)
 		close(h.exited)
 		c.exits <- key // Run and shutdown always receive
 	}()
+}
+
+// leaseCheck is a runner's check of its table's lease: held while the
+// bucket's entry is this replica's at the revision the coordinator last
+// renewed to, or a later one (a renewal in flight).
+type leaseCheck struct {
+	leases *lease.Store
+	key    string
+	rev    *atomic.Uint64
+}
+
+var _ consume.Lease = leaseCheck{}
+
+func (l leaseCheck) Held(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return l.leases.Holds(ctx, l.key, l.rev.Load())
 }
 
 // reap releases the lease of a table whose runner returned.
@@ -281,7 +323,7 @@ func (c *Coordinator) reap(ctx context.Context, key string) {
 		c.log.Error("table stopped; it will be taken again", "table", h.table.Label, "err", h.err)
 	}
 	if !h.lost {
-		if err := c.leases.Release(ctx, key, h.rev); err != nil {
+		if err := c.leases.Release(ctx, key, h.rev.Load()); err != nil {
 			c.log.Warn("release lease", "table", h.table.Label, "err", err)
 		}
 	}

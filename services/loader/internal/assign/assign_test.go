@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/redms/redms/pkg/subject"
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/loader/internal/apply"
 	"github.com/redms/redms/services/loader/internal/consume"
@@ -61,11 +61,11 @@ type replica struct {
 func startReplica(t *testing.T, js jetstream.JetStream, id string, a consume.Applier) *replica {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	leases, err := lease.Open(ctx, js, id, time.Second)
+	leases, err := lease.Open(ctx, js, id, time.Second, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	parks, err := park.Open(ctx, js)
+	parks, err := park.Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func startReplica(t *testing.T, js jetstream.JetStream, id string, a consume.App
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := New(Config{Stream: stream, ShutdownTimeout: 5 * time.Second, Runner: consume.Config{
 		Stream: stream, Replica: id, AckWait: time.Minute, Limits: window.Limits{Duration: 100 * time.Millisecond, Bytes: 1 << 20, Records: 1000},
-		Retries: 1, Backoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, Idle: 200 * time.Millisecond, PullBatch: 100, AckMode: consume.AckPurge,
+		StallAlarm: time.Minute, Backoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, Idle: 200 * time.Millisecond, PullBatch: 100, AckMode: consume.AckPurge,
 	}}, js, leases, parks, consume.Deps{JS: js, Applier: a, Parks: parks, Metrics: m, Log: log})
 	r := &replica{coord: c, m: m, leases: leases, stop: cancel, done: make(chan error, 1)}
 	go func() { r.done <- c.Run(ctx) }()
@@ -112,45 +112,34 @@ func publish(t *testing.T, js jetstream.JetStream, table string) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestReplicasSplitTablesAndHandOver(t *testing.T) {
 	js := setup(t, 8)
 	ca, cb := &counter{changes: map[string]int{}}, &counter{changes: map[string]int{}}
 	a := startReplica(t, js, "a", ca)
-	eventually(t, "a to take every table", func() bool { return testutil.ToFloat64(a.m.OwnedTables) == 8 })
+	testenv.Eventually(t, 30*time.Second, "a to take every table", func() bool { return testutil.ToFloat64(a.m.OwnedTables) == 8 })
 	b := startReplica(t, js, "b", cb)
-	eventually(t, "the tables to split", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the tables to split", func() bool {
 		na, nb := testutil.ToFloat64(a.m.OwnedTables), testutil.ToFloat64(b.m.OwnedTables)
 		return na > 0 && nb > 0 && na+nb == 8
 	})
-	eventually(t, "every table applied once", func() bool { return ca.total()+cb.total() == 8 })
+	testenv.Eventually(t, 30*time.Second, "every table applied once", func() bool { return ca.total()+cb.total() == 8 })
 	// Stopping b hands its tables back to a.
 	b.stop()
 	if err := <-b.done; err != nil {
 		t.Fatalf("b stopped with %v", err)
 	}
 	b.done <- nil // for the cleanup
-	eventually(t, "a to own every table again", func() bool { return testutil.ToFloat64(a.m.OwnedTables) == 8 })
+	testenv.Eventually(t, 30*time.Second, "a to own every table again", func() bool { return testutil.ToFloat64(a.m.OwnedTables) == 8 })
 	for i := range 8 {
 		publish(t, js, fmt.Sprintf("t%d", i))
 	}
-	eventually(t, "a to apply the new changes", func() bool { return ca.total()+cb.total() == 16 })
+	testenv.Eventually(t, 30*time.Second, "a to apply the new changes", func() bool { return ca.total()+cb.total() == 16 })
 }
 
 func TestLostLeaseStopsTheTable(t *testing.T) {
 	js := setup(t, 1)
 	a := startReplica(t, js, "a", &counter{changes: map[string]int{}})
-	eventually(t, "a to take the table", func() bool { return testutil.ToFloat64(a.m.OwnedTables) == 1 })
+	testenv.Eventually(t, 30*time.Second, "a to take the table", func() bool { return testutil.ToFloat64(a.m.OwnedTables) == 1 })
 	key := subject.KVKey(subject.Table{DB: "db", Schema: "public", Name: "t0"})
 	kv, err := js.KeyValue(context.Background(), lease.Bucket)
 	if err != nil {
@@ -172,8 +161,8 @@ func TestLostLeaseStopsTheTable(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, "a to notice", func() bool { return testutil.ToFloat64(a.m.LeasesLost) == 1 })
-	eventually(t, "a to stop the table", func() bool { return testutil.ToFloat64(a.m.OwnedTables) == 0 })
+	testenv.Eventually(t, 30*time.Second, "a to notice", func() bool { return testutil.ToFloat64(a.m.LeasesLost) == 1 })
+	testenv.Eventually(t, 30*time.Second, "a to stop the table", func() bool { return testutil.ToFloat64(a.m.OwnedTables) == 0 })
 	if owner, err := a.leases.Owner(context.Background(), key); err != nil || owner != "thief" {
 		t.Fatalf("owner = %q, %v; a must not release a lease it lost", owner, err)
 	}

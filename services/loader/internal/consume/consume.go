@@ -1,8 +1,24 @@
 // Package consume runs one owned table: it reads the table's durable pull
-// consumer, closes windows by age, bytes or records, hands each window to the
-// applier, and acks the window's messages only after the applier returned
-// success. A window that cannot be applied parks the table: its messages
-// stay un-acked in the stream and the table waits for redms-loader resume.
+// consumer, closes windows by age, bytes or records, hands each window to
+// the applier, and removes from the stream only what the applier committed
+// (or found applied before). A window that cannot be applied parks the
+// table: its messages stay un-acked in the stream and the table waits for
+// redms-loader resume.
+//
+// Two runners on one consumer (docs/DESIGN.md §4): a paused owner whose
+// lease expired may still pull from the consumer the new owner uses. So a
+// runner confirms it holds the lease right before every apply and every
+// removal and before it creates the consumer again; it tracks the
+// consumer's delivery sequence, which the server increments for every
+// delivery, redeliveries included, and a jump means another process
+// received from the consumer: the runner then abandons its open window and
+// the changes it holds (un-acked) and, after its lease check, recreates the
+// consumer, which delivers every un-acked message again. It purges up to a
+// sequence only what no other process can have received: no jump was seen
+// on the consumer and no message at or below it is held; otherwise it acks
+// exactly the messages of its committed window (REDMS_ACK_MODE=ack) or
+// leaves them for a later purge. A redelivered message is acked at once
+// only when its position is at or below the applied position.
 package consume
 
 import (
@@ -10,20 +26,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/redms/redms/pkg/service"
 	"github.com/redms/redms/pkg/subject"
+	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/loader/internal/apply"
 	"github.com/redms/redms/services/loader/internal/metrics"
 	"github.com/redms/redms/services/loader/internal/park"
+	"github.com/redms/redms/services/loader/internal/warehouse"
 	"github.com/redms/redms/services/loader/internal/window"
 )
 
 // Applier applies one window of a table to the warehouse in one transaction.
-// A *apply.ParkError is permanent; any other error is worth a retry.
+// A *apply.ParkError is permanent; any other error is retried for as long
+// as it lasts.
 type Applier interface {
 	Apply(ctx context.Context, w apply.Window) (apply.Result, error)
 }
@@ -39,15 +60,22 @@ type Parks interface {
 
 var _ Parks = (*park.Store)(nil)
 
+// Lease tells whether this runner still holds its table's lease.
+type Lease interface {
+	Held(ctx context.Context) (bool, error)
+}
+
 // Config is how a runner reads and applies.
 type Config struct {
 	Stream     string
 	Replica    string
 	AckWait    time.Duration
 	Limits     window.Limits
-	Retries    int           // transient apply failures retried before parking
-	Backoff    time.Duration // first retry delay, doubled each retry
+	Backoff    time.Duration // first retry delay of a failed apply, doubled each retry
 	MaxBackoff time.Duration
+	// StallAlarm: a window retried, or changes held, this long is logged at
+	// error level (once per StallAlarm).
+	StallAlarm time.Duration
 	Idle       time.Duration // refresh metrics this often while nothing arrives
 	PullBatch  int           // messages the client buffers ahead
 	AckMode    AckMode
@@ -58,11 +86,10 @@ type AckMode string
 
 const (
 	// AckPurge removes the window with one purge of the table's subject up
-	// to the window's last sequence: every earlier message of the subject
-	// is in this window or an applied one, because the consumer delivers in
-	// stream order and one runner applies the table. A million individual
-	// acks keep the server busy for 7–17 s on a 2-core machine; the purge
-	// takes about one.
+	// to the window's last sequence, when that removes nothing another
+	// process received or this one holds (see the package doc). A million
+	// individual acks keep the server busy for 7–17 s on a 2-core machine;
+	// the purge takes about one.
 	AckPurge AckMode = "purge"
 	// AckEach acks every message (the last with a double ack). It needs no
 	// purge permission and keeps one reply subject per message in memory.
@@ -74,6 +101,7 @@ type Deps struct {
 	JS      jetstream.JetStream
 	Applier Applier
 	Parks   Parks
+	Lease   Lease // nil: always held (tests)
 	Metrics *metrics.Loader
 	Log     *slog.Logger
 }
@@ -94,12 +122,20 @@ type Runner struct {
 	t    Table
 	log  *slog.Logger
 
-	lastApplied uint64 // last stream sequence this runner saw committed
+	// The target's applied position (and legacy fence) the last window
+	// found or left: a message at or below is applied.
+	position  walheader.Pos
+	legacySeq uint64
 
-	mu         sync.Mutex // guards the lag inputs below, read by the reporter
-	lastCommit time.Time  // source commit time of the last applied change
-	openCommit time.Time  // source commit time of the open window's first change
-	windowOpen bool
+	mu            sync.Mutex // guards the lag and stall inputs below, read by the reporter
+	lastCommit    time.Time  // source commit time of the last applied change
+	openCommit    time.Time  // source commit time of the open window's first change
+	windowOpen    bool
+	idleSince     time.Time // waiting for messages with no window open since (zero: not waiting)
+	holdingSince  time.Time // changes held since
+	held          int       // how many
+	retryingSince time.Time // the current window failing since
+	alarmed       time.Time // last stall logged at error level
 }
 
 // NewRunner returns a runner for t.
@@ -110,13 +146,26 @@ func NewRunner(t Table, cfg Config, deps Deps) *Runner {
 type outcome int
 
 const (
-	outcomeStopped outcome = iota
-	outcomeParked
-	outcomeLost // the consumer is gone from the server; create it again
+	outcomeStopped   outcome = iota
+	outcomeParked            // wait for resume, then recreate the consumer
+	outcomeLost              // the consumer is gone from the server; create it again
+	outcomeShared            // another process received from the consumer; recreate it
+	outcomeStalled           // the consumer has messages but delivers none; recreate it
+	outcomeLeaseLost         // the lease check failed: stop
 )
 
 // errConsumerLost ends a pump whose consumer no longer exists on the server.
 var errConsumerLost = errors.New("consumer lost")
+
+// errPullStalled ends a pump whose consumer has messages for it but
+// delivers none while it waits (a pull request lost in a cluster's
+// failover, a consumer leader that does not serve): stallAfter Idle
+// periods of that and the consumer is created again.
+var errPullStalled = errors.New("pull stalled")
+
+// stallAfter is how many Idle periods a runner waits with messages
+// pending on its consumer and none delivered before it calls it stalled.
+const stallAfter = 3
 
 // Run applies the table until soft ends (an apply in progress finishes and
 // is acked; a window still filling is abandoned un-acked) or hard ends
@@ -145,6 +194,9 @@ func (r *Runner) Run(hard, soft context.Context) error {
 			recreate = true
 		}
 		r.deps.Metrics.Parked.WithLabelValues(r.t.Label).Set(0)
+		if !r.holds(soft, "create the consumer") {
+			return nil
+		}
 		cons, err := r.consumer(soft, recreate)
 		if err != nil {
 			if soft.Err() != nil {
@@ -157,15 +209,61 @@ func (r *Runner) Run(hard, soft context.Context) error {
 			return err
 		}
 		switch out {
-		case outcomeStopped:
+		case outcomeStopped, outcomeLeaseLost:
 			return nil
 		case outcomeLost:
 			// Un-acked messages outlive the consumer in the work-queue
 			// stream; a new one delivers them again from the first.
 			r.log.Warn("consumer is gone from the server (a JetStream restart drops memory-stored consumers); creating it again", "consumer", r.t.Consumer)
 			recreate = false
+		case outcomeStalled:
+			r.deps.Metrics.PullStalls.WithLabelValues(r.t.Label).Inc()
+			r.log.Warn("the table's consumer holds messages but delivered none while the runner waited; creating it again",
+				"consumer", r.t.Consumer, "waited", (stallAfter * r.cfg.Idle).String())
+			recreate = true
 		default:
 			recreate = true
+		}
+	}
+}
+
+// setIdle notes whether the pump waits for messages with no window open.
+func (r *Runner) setIdle(idle bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case !idle:
+		r.idleSince = time.Time{}
+	case r.idleSince.IsZero():
+		r.idleSince = time.Now()
+	}
+}
+
+// holds confirms the lease before action: false (logged) when it is lost.
+// While the lease bucket cannot be read it keeps asking: the runner never
+// goes on without a positive answer, and its coordinator stops it once the
+// lease could not be renewed for a TTL.
+func (r *Runner) holds(ctx context.Context, action string) bool {
+	if r.deps.Lease == nil {
+		return true
+	}
+	b := service.Backoff{Min: r.cfg.Backoff, Max: 5 * time.Second}
+	for {
+		ok, err := r.deps.Lease.Held(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return false
+		case err == nil && ok:
+			return true
+		case err == nil:
+			r.deps.Metrics.LeasesLost.Inc()
+			r.log.Error("lease not held; stopping the table before it would " + action + " (its window stays un-acked)")
+			return false
+		}
+		delay := b.Next()
+		r.log.Warn("cannot confirm the lease; asking again before it would "+action, "err", err, "backoff", delay.String())
+		if service.Sleep(ctx, delay) != nil {
+			return false
 		}
 	}
 }
@@ -178,7 +276,11 @@ func ConsumerConfig(t Table, cfg Config) jetstream.ConsumerConfig {
 		FilterSubject: t.Subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
-		MaxAckPending: max(2*cfg.Limits.Records, 2*cfg.PullBatch),
+		// Unlimited: while a table holds changes back (they wait for an
+		// earlier change stored later in the stream) every later message
+		// is held un-acked too, and a limit would stop delivery before the
+		// missing one, for good. Pulls bound what is delivered otherwise.
+		MaxAckPending: -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxDeliver:    -1,
 		// In a work-queue stream an acked message is gone, so the consumer's
@@ -237,24 +339,32 @@ func (r *Runner) deleteConsumer(ctx context.Context) error {
 	return nil
 }
 
-// pump reads windows and applies them until stopped, parked, or the
-// consumer is lost: the reporter finds it missing, or the read says so. A
-// window still filling is then abandoned un-acked and read again from the
-// new consumer; an apply in progress finishes and is acked first.
+// open is the runner's window: the messages held back by earlier windows
+// (carried), then the new ones, and in AckEach mode their reply subjects.
+type open struct {
+	msgs    []apply.Msg
+	replies []string
+	carried int // msgs[:carried] were held by an earlier window
+}
+
+// pump reads windows and applies them until stopped, parked, the lease is
+// lost, another process receives from the consumer, or the consumer is
+// lost: the reporter finds it missing, or the read says so. A window still
+// filling, and the changes held, are then abandoned un-acked and read again
+// from the next consumer; an apply in progress finishes and is removed
+// from the stream first.
 func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outcome, error) {
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(1, min(r.cfg.PullBatch, r.cfg.Limits.Records))))
+	delivered := cons.CachedInfo().Delivered.Consumer
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(max(1, min(r.cfg.PullBatch, r.cfg.Limits.Records)), r.pullBytes()))
 	if err != nil {
 		return 0, fmt.Errorf("read consumer %s: %w", r.t.Consumer, err)
 	}
 	defer it.Stop()
 
-	w := window.New(r.cfg.Limits)
-	var msgs []apply.Msg
-	var replies []string     // ack subjects of msgs
-	var last jetstream.Msg   // the window's last message, double-acked
-	highest := r.lastApplied // a sequence at or below this is a redelivery
+	fill := window.New(r.cfg.Limits)
+	var w open
+	var highest uint64 // a sequence at or below this is a redelivery of a message of w or removed
 	var wctx context.Context
-	var opened time.Time
 	cancelWindow := func() {}
 	defer func() { cancelWindow() }()
 	// live ends the reads when the consumer is found missing.
@@ -265,11 +375,12 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 	reporting := make(chan struct{})
 	go func() {
 		defer close(reporting)
-		r.reportEvery(rctx, cons, func() { lose(errConsumerLost) })
+		r.reportEvery(rctx, cons, lose)
 	}()
 	defer func() {
 		stopReports()
 		<-reporting
+		r.setHolding(apply.Result{}, nil)
 	}()
 
 	for {
@@ -278,10 +389,14 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 		}
 		closeNow := false
 		var msg jetstream.Msg
-		if w.Empty() {
+		if fill.Empty() {
+			r.setIdle(true)
 			idle, cancel := context.WithTimeout(live, r.cfg.Idle)
 			msg, err = it.Next(jetstream.NextContext(idle))
 			cancel()
+			if msg != nil || (err != nil && !errors.Is(err, context.DeadlineExceeded)) {
+				r.setIdle(false)
+			}
 			if err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil {
 				continue
 			}
@@ -295,6 +410,9 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			if soft.Err() != nil {
 				return outcomeStopped, nil
 			}
+			if errors.Is(context.Cause(live), errPullStalled) {
+				return outcomeStalled, nil
+			}
 			if lost(live, err) {
 				return outcomeLost, nil
 			}
@@ -305,55 +423,97 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			if err != nil {
 				return 0, fmt.Errorf("read consumer %s: %w", r.t.Consumer, err)
 			}
+			if md.Sequence.Consumer != delivered+1 {
+				r.deps.Metrics.ConsumerGaps.WithLabelValues(r.t.Label).Inc()
+				r.log.Warn("another process received from the table's consumer (its delivery sequence jumped); abandoning the open window and held changes un-acked and recreating the consumer",
+					"consumer", r.t.Consumer, "delivered", delivered, "next", md.Sequence.Consumer)
+				return outcomeShared, nil
+			}
+			delivered = md.Sequence.Consumer
 			seq := md.Sequence.Stream
-			if seq <= highest {
-				// A redelivery of a message this runner holds or applied.
-				if seq <= r.lastApplied {
-					_ = msg.Ack()
-				}
+			h := msg.Headers()
+			meta, metaErr := walheader.Parse(h)
+			if metaErr == nil && r.isApplied(seq, meta) {
+				// A redelivery (or a copy) of changes the warehouse has.
+				_ = msg.Ack()
 				continue
 			}
+			if seq <= highest {
+				continue // a redelivery of a message this runner holds or applied
+			}
 			highest = seq
-			h := msg.Headers()
-			var prev *apply.Msg
-			if len(msgs) > 0 {
-				prev = &msgs[len(msgs)-1]
-			}
-			am := windowMsg(seq, h, msg.Data(), prev)
-			msgs = append(grow(msgs, r.cfg.Limits.Records), am)
+			// A message (a batch of changes) goes into one window whole,
+			// and leaves the stream once every change of it is applied.
+			first := len(w.msgs)
+			w.msgs = appendMsgs(grow(w.msgs, w.carried+r.cfg.Limits.Records, max(1, len(meta.Lens))), seq, meta, metaErr, msg.Data())
 			if r.cfg.AckMode == AckEach {
-				replies = append(replies, msg.Reply())
+				w.replies = append(w.replies, msg.Reply())
+				for range len(w.msgs) - first - 1 {
+					w.replies = append(w.replies, "") // one reply per message, at its first change
+				}
 			}
-			last = msg
-			if w.Empty() {
-				opened = time.Now()
+			size := len(msg.Data()) + headerSize(h)
+			for i := first; i < len(w.msgs); i++ {
+				size += w.msgs[i].Footprint()
+			}
+			if fill.Empty() {
 				r.mu.Lock()
-				r.openCommit, r.windowOpen = am.Meta.CommitTime, true
+				r.openCommit, r.windowOpen = w.msgs[first].Meta.CommitTime, true
 				r.mu.Unlock()
+				fill.Add(len(w.msgs)-first, size, time.Now())
 				cancelWindow()
-				wctx, cancelWindow = closeAt(live, time.Now().Add(r.cfg.Limits.Duration))
+				wctx, cancelWindow = closeAt(live, fill.Deadline())
+			} else {
+				fill.Add(len(w.msgs)-first, size, time.Now())
 			}
-			w.Add(len(msg.Data())+headerSize(h), time.Now())
-			closeNow = w.Full()
+			closeNow = fill.Full()
 		}
 		if !closeNow {
 			continue
 		}
 		cancelWindow()
-		r.log.Debug("window closed", "changes", len(msgs), "bytes", w.Bytes(), "fill_seconds", time.Since(opened).Seconds())
-		out, done, err := r.applyWindow(hard, soft, msgs, replies, last)
+		r.log.Debug("window closed", "changes", len(w.msgs), "held_before", w.carried, "bytes", fill.Bytes())
+		out, next, done, err := r.applyWindow(hard, soft, w)
 		if err != nil || !done {
 			return out, err
 		}
-		w.Reset()
-		msgs, replies, last = nil, nil, nil
+		fill.Reset()
+		w = next
 		r.mu.Lock()
 		r.windowOpen = false
 		r.mu.Unlock()
-		if r.report(soft, cons) {
+		if missing, _ := r.report(soft, cons); missing {
 			return outcomeLost, nil
 		}
 	}
+}
+
+// pullBytes bounds the bytes the client buffers ahead: with batches of up
+// to a thousand changes, PullBatch messages alone would buffer gigabytes.
+// A quarter of the window's bytes, at least 8 MiB, and never less than the
+// server's max payload (a pull that cannot take one message never gets it).
+func (r *Runner) pullBytes() int {
+	n := max(r.cfg.Limits.Bytes/4, 8<<20)
+	if nc := r.deps.JS.Conn(); nc != nil {
+		n = max(n, nc.MaxPayload())
+	}
+	return int(min(n, 1<<30))
+}
+
+// closeAt is the context a filling window waits on: it ends at the window's
+// deadline, when the runner stops or when the consumer is lost.
+func closeAt(live context.Context, d time.Time) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(live, d)
+}
+
+// isApplied reports whether the message of sequence seq whose headers say
+// m is at or below the applied position the runner knows, all its changes:
+// a redelivery or a copy of changes the warehouse has.
+func (r *Runner) isApplied(seq uint64, m walheader.Meta) bool {
+	if m.Pos.IsZero() { // a message of a capture before positions
+		return seq <= r.legacySeq || !r.position.IsZero()
+	}
+	return !r.position.IsZero() && m.PosLast.Compare(r.position) <= 0
 }
 
 // lost tells whether a read failed because the consumer is gone.
@@ -362,46 +522,86 @@ func lost(live context.Context, err error) bool {
 		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted)
 }
 
-// applyWindow applies and acks one window. done is false when the runner
-// must return out: the table was parked or the runner was stopped.
-func (r *Runner) applyWindow(hard, soft context.Context, msgs []apply.Msg, replies []string, last jetstream.Msg) (out outcome, done bool, err error) {
-	win := apply.Window{Table: r.t.Ref, Msgs: msgs}
-	backoff := r.cfg.Backoff
+// applyWindow applies a window, retrying transient failures for as long as
+// they last, and removes what it committed from the stream. next is the
+// window the runner continues with: the changes held back. done is false
+// when the runner must return out.
+func (r *Runner) applyWindow(hard, soft context.Context, w open) (out outcome, next open, done bool, err error) {
+	win := apply.Window{Table: r.t.Ref, Msgs: w.msgs}
+	b := service.Backoff{Min: r.cfg.Backoff, Max: r.cfg.MaxBackoff}
+	var res apply.Result
 	for attempt := 0; ; attempt++ {
+		if !r.holds(soft, "apply") {
+			return outcomeLeaseLost, open{}, false, nil
+		}
 		start := time.Now()
-		res, err := r.deps.Applier.Apply(hard, win)
+		res, err = r.deps.Applier.Apply(hard, win)
 		if err == nil {
-			r.applied(msgs, res, time.Since(start))
-			r.ack(hard, replies, last, msgs[len(msgs)-1].Seq)
-			return 0, true, nil
+			r.setRetrying(false)
+			r.record(w.msgs, res, time.Since(start))
+			break
 		}
 		if hard.Err() != nil {
-			return outcomeStopped, false, nil
+			return outcomeStopped, open{}, false, nil
 		}
 		r.deps.Metrics.ApplyErrors.WithLabelValues(r.t.Label).Inc()
+		if warehouse.SerializationConflict(err) {
+			r.deps.Metrics.Conflicts.WithLabelValues(r.t.Label).Inc()
+		}
 		if pe, ok := errors.AsType[*apply.ParkError](err); ok {
-			return outcomeParked, false, r.park(soft, msgs, parkReason(pe), pe.FirstLSN, pe.LastLSN, pe.FirstSeq, pe.LastSeq)
+			r.setRetrying(false)
+			return outcomeParked, open{}, false, r.park(soft, w.msgs, parkReason(pe), pe.FirstLSN, pe.LastLSN, pe.FirstSeq, pe.LastSeq)
 		}
-		if attempt >= r.cfg.Retries {
-			return outcomeParked, false, r.park(soft, msgs, fmt.Sprintf("apply failed %d times: %v", attempt+1, err), "", "", 0, 0)
+		since := r.setRetrying(true)
+		backoff := b.Next()
+		args := []any{"attempt", attempt + 1, "failing_seconds", time.Since(since).Seconds(), "backoff", backoff.String(), "lsn", windowLSNs(w.msgs), "err", err}
+		if r.alarm(since) {
+			r.log.Error("apply window keeps failing; retrying for as long as it lasts (a transient fault never parks the table)", args...)
+		} else {
+			r.log.Warn("apply window failed; retrying", args...)
 		}
-		r.log.Warn("apply window failed; retrying", "attempt", attempt+1, "retries", r.cfg.Retries, "backoff", backoff.String(),
-			"lsn", windowLSNs(msgs), "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-soft.Done():
-			t.Stop()
-			return outcomeStopped, false, nil
-		case <-t.C:
+		if service.Sleep(soft, backoff) != nil {
+			r.setRetrying(false)
+			return outcomeStopped, open{}, false, nil
 		}
-		backoff = min(2*backoff, r.cfg.MaxBackoff)
 	}
+	r.position, r.legacySeq = res.Position, res.LegacySeq
+	next, removable := split(w, res.Held)
+	r.setHolding(res, next.msgs)
+	if len(removable.msgs) > 0 {
+		if !r.holds(hard, "remove its committed window from the stream") {
+			return outcomeLeaseLost, open{}, false, nil
+		}
+		r.remove(hard, removable, next)
+	}
+	return 0, next, true, nil
 }
 
-// closeAt is the context a filling window waits on: it ends at the window's
-// deadline, when the runner stops or when the consumer is lost.
-func closeAt(live context.Context, d time.Time) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(live, d)
+// split divides w into the held changes (indexes into w.msgs, ascending),
+// which become the next window's carried ones, and the rest. A message is
+// held whole while any of its changes is (it leaves the stream only when
+// every change of it is applied): its changes applied now are replays when
+// it comes again.
+func split(w open, held []int) (next, rest open) {
+	if len(held) == 0 {
+		return open{}, w
+	}
+	holdSeq := make(map[uint64]bool, len(held))
+	for _, i := range held {
+		holdSeq[w.msgs[i].Seq] = true
+	}
+	for i, m := range w.msgs {
+		dst := &rest
+		if holdSeq[m.Seq] {
+			dst = &next
+		}
+		dst.msgs = append(dst.msgs, m)
+		if i < len(w.replies) {
+			dst.replies = append(dst.replies, w.replies[i])
+		}
+	}
+	next.carried = len(next.msgs)
+	return next, rest
 }
 
 // parkReason is the applier's reason with its cause.
@@ -412,25 +612,25 @@ func parkReason(pe *apply.ParkError) string {
 	return pe.Reason + ": " + pe.Err.Error()
 }
 
-// applied records a committed window and acks its messages.
-func (r *Runner) applied(msgs []apply.Msg, res apply.Result, took time.Duration) {
+// record counts and logs what a window did.
+func (r *Runner) record(msgs []apply.Msg, res apply.Result, took time.Duration) {
 	m, label := r.deps.Metrics, r.t.Label
-	if res.Applied {
+	m.Replays.WithLabelValues(label).Add(float64(res.Replays))
+	for reason, n := range res.Unapplied {
+		m.Unapplied.WithLabelValues(label, reason).Add(float64(n))
+	}
+	switch {
+	case res.Applied:
 		m.WindowsApplied.WithLabelValues(label).Inc()
-		m.Changes.WithLabelValues(label).Add(float64(len(msgs)))
+		m.Changes.WithLabelValues(label).Add(float64(res.Changes))
 		m.ApplyDuration.WithLabelValues(label).Observe(took.Seconds())
 		m.StagedBytes.WithLabelValues(label).Add(float64(res.StagedBytes))
-		m.Replays.WithLabelValues(label).Add(float64(res.Replays))
+		m.Copies.WithLabelValues(label).Add(float64(res.Copies))
 		for action, n := range res.Rows {
 			m.Rows.WithLabelValues(label, action).Add(float64(n))
 		}
 		for rule, n := range res.Adjusted {
 			m.Adjusted.WithLabelValues(label, rule).Add(float64(n))
-		}
-		for reason, n := range res.Skipped {
-			m.Skipped.WithLabelValues(label, reason).Add(float64(n))
-			r.log.Warn("changes skipped: the table has no key columns; give it a primary key or REPLICA IDENTITY FULL, or set its keys in REDMS_TABLE_KEYS",
-				"reason", reason, "changes", n, "lsn", windowLSNs(msgs))
 		}
 		if !res.LastCommit.IsZero() {
 			r.mu.Lock()
@@ -438,43 +638,112 @@ func (r *Runner) applied(msgs []apply.Msg, res apply.Result, took time.Duration)
 			r.mu.Unlock()
 			m.ApplyLag.Observe(time.Since(res.LastCommit).Seconds())
 		}
-		r.log.Info("window applied", "changes", len(msgs), "lsn", windowLSNs(msgs),
-			"seconds", took.Seconds(), "replays", res.Replays)
-	} else {
-		r.log.Info("window applied before; acking", "changes", len(msgs), "lsn", windowLSNs(msgs))
+		r.log.Info("window applied", "changes", res.Changes, "lsn", res.FirstLSN+".."+res.LastLSN,
+			"seconds", took.Seconds(), "replays", res.Replays, "held", len(res.Held), "position", res.Position.String())
+	case len(res.Held) < len(msgs):
+		r.log.Info("window applied before; removing it", "changes", len(msgs)-len(res.Held), "lsn", windowLSNs(msgs), "held", len(res.Held))
 	}
-	r.lastApplied = msgs[len(msgs)-1].Seq
 }
 
-// ack removes a committed window from the stream. In AckEach mode every
-// message is acked by its reply subject and the last one double-acked, so
-// that the server has them all when it returns (acks of one connection are
-// processed in order). A failure is only logged: the window is committed,
-// and a redelivery is skipped by the watermark and acked then.
-func (r *Runner) ack(ctx context.Context, replies []string, last jetstream.Msg, lastSeq uint64) {
+// setHolding notes whether the table holds changes after a window, logging
+// when it starts to.
+func (r *Runner) setHolding(res apply.Result, held []apply.Msg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.held = len(held)
+	switch {
+	case len(held) == 0:
+		r.holdingSince = time.Time{}
+	case r.holdingSince.IsZero():
+		r.holdingSince = time.Now()
+		what := "the change before it (its prev position)"
+		if res.Partial {
+			what = "the rest of its split parts"
+		}
+		r.log.Warn("changes held back: waiting for "+what+"; capture sends it again if it was lost",
+			"held", len(held), "lsn", windowLSNs(held), "position", res.HeldAt.String(), "waiting_for", res.WaitFor.String(), "applied", res.Position.String())
+	}
+}
+
+// setRetrying notes whether the current window is failing and returns
+// since when.
+func (r *Runner) setRetrying(failing bool) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case !failing:
+		r.retryingSince = time.Time{}
+	case r.retryingSince.IsZero():
+		r.retryingSince = time.Now()
+	}
+	return r.retryingSince
+}
+
+// alarm reports whether a stall that began at since has lasted the stall
+// alarm and none was raised for as long.
+func (r *Runner) alarm(since time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if since.IsZero() || now.Sub(since) < r.cfg.StallAlarm || now.Sub(r.alarmed) < r.cfg.StallAlarm {
+		return false
+	}
+	r.alarmed = now
+	return true
+}
+
+// remove takes a committed window's removable messages out of the stream.
+// AckEach: each is acked by its reply subject, the last with a double ack,
+// so that the server has them all when it returns (acks of one connection
+// are processed in order). AckPurge: one purge of the subject up to the
+// highest of their sequences below every held message; what is above stays
+// for a later purge (or is acked when redelivered). A failure is only
+// logged: the window is committed, and its messages, redelivered, are
+// acked then.
+func (r *Runner) remove(ctx context.Context, rest, held open) {
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if r.cfg.AckMode != AckEach {
-		err := r.purge(actx, lastSeq)
-		if err == nil {
-			r.log.Debug("window removed from the stream", "last_seq", lastSeq, "ack_seconds", time.Since(start).Seconds())
-			return
+	if r.cfg.AckMode == AckEach {
+		nc := r.deps.JS.Conn()
+		last := len(rest.replies) - 1
+		for last >= 0 && rest.replies[last] == "" {
+			last--
 		}
-		r.log.Error("remove applied window from the stream; its messages come again and are skipped (set REDMS_ACK_MODE=ack if the loader may not purge)",
-			"last_seq", lastSeq, "err", err)
-	}
-	nc := r.deps.JS.Conn()
-	for _, reply := range replies[:max(len(replies)-1, 0)] {
-		if err := nc.Publish(reply, ackPayload); err != nil {
-			r.log.Warn("ack window", "err", err)
-			break
+		for i, reply := range rest.replies {
+			if reply == "" {
+				continue // a later change of a batch: its message is acked at its first
+			}
+			var err error
+			if i == last {
+				_, err = nc.RequestWithContext(actx, reply, ackPayload)
+			} else {
+				err = nc.Publish(reply, ackPayload)
+			}
+			if err != nil {
+				r.log.Warn("ack window; its messages come again and are acked then", "err", err)
+				return
+			}
 		}
+		r.log.Debug("window acked", "changes", len(rest.replies), "ack_seconds", time.Since(start).Seconds())
+		return
 	}
-	if err := last.DoubleAck(actx); err != nil {
-		r.log.Warn("ack window", "err", err)
+	upTo := uint64(0)
+	for _, m := range rest.msgs {
+		upTo = max(upTo, m.Seq)
 	}
-	r.log.Debug("window acked", "changes", len(replies), "ack_seconds", time.Since(start).Seconds())
+	for _, m := range held.msgs {
+		upTo = min(upTo, m.Seq-1)
+	}
+	if upTo == 0 || !slices.ContainsFunc(rest.msgs, func(m apply.Msg) bool { return m.Seq <= upTo }) {
+		return
+	}
+	if err := r.purge(actx, upTo); err != nil {
+		r.log.Error("remove applied window from the stream; its messages come again and are acked then (set REDMS_ACK_MODE=ack if the loader may not purge)",
+			"last_seq", upTo, "err", err)
+		return
+	}
+	r.log.Debug("window removed from the stream", "last_seq", upTo, "ack_seconds", time.Since(start).Seconds())
 }
 
 // purge removes the table's messages up to lastSeq from the stream.
@@ -522,12 +791,22 @@ func (r *Runner) park(ctx context.Context, msgs []apply.Msg, reason, firstLSN, l
 
 // reportEvery refreshes the backlog and lag gauges every Idle until ctx
 // ends, and calls lose when the consumer is missing from the server.
-func (r *Runner) reportEvery(ctx context.Context, cons jetstream.Consumer, lose func()) {
+func (r *Runner) reportEvery(ctx context.Context, cons jetstream.Consumer, lose func(error)) {
 	t := time.NewTicker(r.cfg.Idle)
 	defer t.Stop()
+	suspect := 0 // reports in a row that found the consumer holding back
 	for {
-		if r.report(ctx, cons) {
-			lose()
+		missing, stalled := r.report(ctx, cons)
+		if stalled {
+			suspect++
+		} else {
+			suspect = 0
+		}
+		switch {
+		case missing:
+			lose(errConsumerLost)
+		case suspect >= 2: // not a message caught between publish and delivery
+			lose(errPullStalled)
 		}
 		select {
 		case <-ctx.Done():
@@ -539,13 +818,20 @@ func (r *Runner) reportEvery(ctx context.Context, cons jetstream.Consumer, lose 
 
 // report refreshes the backlog and lag gauges. missing is true when the
 // consumer is gone from the server; the backlog is then the table's
-// messages left in the stream.
-func (r *Runner) report(ctx context.Context, cons jetstream.Consumer) (missing bool) {
+// messages left in the stream. stalled is true when the consumer holds
+// messages, none delivered and un-acked, while the runner has waited for
+// them, with no window open, for stallAfter Idle periods (its reporter
+// acts on two such reports in a row).
+func (r *Runner) report(ctx context.Context, cons jetstream.Consumer) (missing, stalled bool) {
 	var backlog uint64
 	info, err := cons.Info(ctx)
 	switch {
 	case err == nil:
 		backlog = info.NumPending + uint64(info.NumAckPending)
+		r.mu.Lock()
+		idle := r.idleSince
+		r.mu.Unlock()
+		stalled = info.NumPending > 0 && info.NumAckPending == 0 && !idle.IsZero() && time.Since(idle) > stallAfter*r.cfg.Idle
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 		missing = true
 		n, err := r.subjectMsgs(ctx)
@@ -553,29 +839,44 @@ func (r *Runner) report(ctx context.Context, cons jetstream.Consumer) (missing b
 			if ctx.Err() == nil {
 				r.log.Warn("count the table's messages in the stream", "err", err)
 			}
-			return missing
+			return missing, false
 		}
 		backlog = n
 	default:
 		if ctx.Err() == nil {
 			r.log.Warn("read consumer info", "err", err)
 		}
-		return false
+		return false, false
 	}
 	r.deps.Metrics.Backlog.WithLabelValues(r.t.Label).Set(float64(backlog))
 	r.mu.Lock()
-	since, open := r.lastCommit, r.windowOpen
-	if since.IsZero() && open {
+	since, isOpen := r.lastCommit, r.windowOpen
+	if since.IsZero() && isOpen {
 		// Before this runner's first commit: since the open window's first change.
 		since = r.openCommit
 	}
+	holding, retrying, held := r.holdingSince, r.retryingSince, r.held
 	r.mu.Unlock()
 	lag := 0.0 // caught up and idle
-	if (backlog > 0 || open) && !since.IsZero() {
+	if (backlog > 0 || isOpen) && !since.IsZero() {
 		lag = max(time.Since(since).Seconds(), 0)
 	}
 	r.deps.Metrics.Lag.WithLabelValues(r.t.Label).Set(lag)
-	return missing
+	r.deps.Metrics.Holding.WithLabelValues(r.t.Label).Set(secondsSince(holding))
+	r.deps.Metrics.Retrying.WithLabelValues(r.t.Label).Set(secondsSince(retrying))
+	if r.alarm(holding) {
+		r.log.Error("changes held back for long: an earlier change has not arrived; capture re-sends what it published but the stream did not store, so look at capture (held changes stay in memory)",
+			"holding_seconds", secondsSince(holding), "held", held)
+	}
+	return missing, stalled
+}
+
+// secondsSince is the seconds from t to now, 0 for the zero time.
+func secondsSince(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(time.Since(t).Seconds(), 0)
 }
 
 // subjectMsgs counts the table's messages in the stream.

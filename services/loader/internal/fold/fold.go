@@ -1,12 +1,13 @@
 // Package fold turns one window of a table's changes, in stream order, into
-// the few set-based actions the warehouse applies (DESIGN §4).
+// the few set-based actions the warehouse applies (docs/DESIGN.md §4).
 //
 // Within a segment every key ends with exactly one action, decided by its last
 // change:
 //
 //   - DELETE → delete the key;
 //   - INSERT, or an UPDATE whose row image is complete → upsert (delete the
-//     key, insert the row);
+//     key, insert the row); under REPLICA IDENTITY FULL most INSERTs are
+//     plain inserts instead (see Keys below);
 //   - an UPDATE that still has unchanged-toast-datum columns after filling them
 //     from the latest earlier change of that key in the window → UPDATE of the
 //     known columns only, grouped by the set of known columns.
@@ -18,7 +19,14 @@
 //
 // The window is split into segments at every change of the column set (names
 // and types of an INSERT's or UPDATE's columns: an added, dropped or retyped
-// column) and at every TRUNCATE; segments apply in order.
+// column), at every TRUNCATE, and where changes go from keyless to keyed or
+// back; segments apply in order.
+//
+// Keyless changes (the table had no key when capture read them, e.g. it was
+// loaded before its primary key was added): an INSERT is a plain insert of
+// its row, exact because replays never reach the fold (docs/DESIGN.md §2.3);
+// an UPDATE or DELETE cannot be applied without a key or old row and is
+// returned in Result.Unapplied.
 //
 // Replay-shaped orders (insert of a live key, update or delete of a deleted
 // key) are counted, never rejected: the last change still decides. An UPDATE
@@ -28,8 +36,15 @@
 // Keys: the table's key columns, or under REPLICA IDENTITY FULL the whole row.
 // test_decoding omits null columns from old rows, so a FULL key is the row's
 // non-null columns; the warehouse compares it NULL-safely against every column.
-// Limits of whole-row identity: rows are told apart by value only, so
-// identical duplicate rows collapse into one; a DELETE that arrives after a column was dropped or
+// A FULL table without a key is a multiset: an INSERT of a row identity the
+// window has seen nothing of, or only plain inserts of, is a plain insert of
+// one more copy (exact, as keyless inserts are); an INSERT after an UPDATE or
+// DELETE of that identity in the window is an upsert. Plain inserts apply
+// before the segment's deletes, upserts and updates, so a later DELETE or
+// UPDATE of the identity finds them.
+// Limits of whole-row identity: rows are told apart by value only (the
+// warehouse has no row id), so a DELETE or UPDATE of one of several identical
+// rows affects every copy; a DELETE that arrives after a column was dropped or
 // added, before any INSERT/UPDATE shows the new column set, and replays that
 // span a column change, may not find their row.
 package fold
@@ -41,6 +56,7 @@ import (
 	"strings"
 
 	"github.com/redms/redms/pkg/testdecoding"
+	"github.com/redms/redms/pkg/walheader"
 )
 
 // Column is one column of a row (name, source type, value).
@@ -67,6 +83,19 @@ type Change struct {
 	Seq    uint64
 	LSN    string
 	Record *Record // shared with the window's message, read-only
+	// Keyless: the change's table had no key when it was read.
+	Keyless bool
+	Extra   *Extra // nil for most changes
+}
+
+// Extra is what few changes carry.
+type Extra struct {
+	// Missing is the value existing rows hold for a column added with a
+	// constant default (Redms-Missing; a nil value is NULL).
+	Missing map[string]*string
+	// Partition is the truncated leaf of a TRUNCATE that travels on its
+	// root's subject (Redms-Partition).
+	Partition *walheader.Partition
 }
 
 // KeySpec says how rows are identified.
@@ -76,12 +105,17 @@ type KeySpec struct {
 }
 
 // Segment is a run of changes with one column set, applied as: empty the
-// table (Truncate), DDL to Columns, Deletes, Upserts, then Updates.
+// table (Truncate; only Partition's rows when set), DDL to Columns, Inserts,
+// Deletes, Upserts, then Updates.
 type Segment struct {
-	Truncate bool
+	Truncate  bool
+	Partition *walheader.Partition
 	// Columns are the names and types of the INSERT/UPDATE rows of the
 	// segment (Value unused); nil when it has none.
 	Columns []Column
+	// Missing: the value existing rows hold for a column the segment adds.
+	Missing map[string]*string
+	Inserts [][]Column // plain inserts (keyless rows, FULL rows), in Columns order
 	Deletes [][]Column // key columns (FULL: the non-null columns of the old row)
 	Upserts [][]Column // complete rows, in Columns order
 	Updates []UpdateGroup
@@ -109,8 +143,9 @@ type UpdateRow struct {
 
 // Result is a folded window.
 type Result struct {
-	Segments []Segment
-	Replays  int // replay-shaped orders seen
+	Segments  []Segment
+	Replays   int       // replay-shaped orders seen
+	Unapplied []*Change // keyless UPDATEs and DELETEs, in window order
 }
 
 // ErrNoKey says the changes lack the key columns the KeySpec names.
@@ -145,47 +180,62 @@ type entry struct {
 	row  []Column // upsert or update row (update rows may hold Unchanged columns)
 }
 
-// slot is one key's state: what the window knows of its current row
-// (known, live, row) and the open segment's entry for it (e, set when seg is
-// the open segment's number). One map of slots costs half the lookups of a
-// map for each.
-type slot struct {
+// keyState is what the window knows of one key's current row (known, live,
+// row) and the open segment's entry for it (e, set when seg is the open
+// segment's number). One map of them costs half the lookups of a map for
+// each. plain: the window has only plain inserts of this FULL row identity.
+type keyState struct {
 	known bool
 	live  bool
+	plain bool
 	row   []Column
 	seg   int
 	e     entry
 }
 
 type folder struct {
-	spec  KeySpec
-	res   Result
-	seg   *Segment
-	segN  int              // number of the open segment, from 1
-	keys  map[string]*slot // by key identity
-	order []*slot          // slots with an entry in the open segment, in first-set order
+	spec    KeySpec
+	res     Result
+	seg     *Segment
+	segN    int                  // number of the open segment, from 1
+	keyless bool                 // the open segment holds keyless changes
+	keys    map[string]*keyState // by key identity
+	order   []*keyState          // keys with an entry in the open segment, in first-set order
 }
 
 // Fold folds the changes (INSERT, UPDATE, DELETE, TRUNCATE; others are
 // ignored) of one table's window.
 func Fold(changes []Change, spec KeySpec) (Result, error) {
-	f := &folder{spec: spec, keys: make(map[string]*slot)}
+	f := &folder{spec: spec, keys: make(map[string]*keyState)}
 	f.open(false)
 	for i := range changes {
 		c := &changes[i]
 		var err error
-		switch c.Record.Kind {
-		case testdecoding.KindInsert:
-			err = f.insert(c)
-		case testdecoding.KindUpdate:
-			err = f.update(c)
-		case testdecoding.KindDelete:
-			err = f.delete(c)
-		case testdecoding.KindTruncate:
+		switch kind := c.Record.Kind; {
+		case kind == testdecoding.KindTruncate:
 			f.close()
 			f.open(true)
+			if c.Extra != nil {
+				f.seg.Partition = c.Extra.Partition
+			}
 			f.note(c)
 			clear(f.keys)
+		case c.Keyless && kind == testdecoding.KindInsert:
+			f.mode(true)
+			f.columnsFor(c.Record.Columns, c)
+			f.note(c)
+			f.seg.Inserts = append(f.seg.Inserts, c.Record.Columns)
+		case c.Keyless && (kind == testdecoding.KindUpdate || kind == testdecoding.KindDelete):
+			f.res.Unapplied = append(f.res.Unapplied, c)
+		case kind == testdecoding.KindInsert:
+			f.mode(false)
+			err = f.insert(c)
+		case kind == testdecoding.KindUpdate:
+			f.mode(false)
+			err = f.update(c)
+		case kind == testdecoding.KindDelete:
+			f.mode(false)
+			err = f.delete(c)
 		default:
 			continue
 		}
@@ -201,6 +251,16 @@ func (f *folder) open(truncate bool) {
 	f.seg = &Segment{Truncate: truncate}
 	f.segN++
 	f.order = f.order[:0]
+}
+
+// mode starts a new segment when the open one holds changes of the other
+// kind (keyless or keyed).
+func (f *folder) mode(keyless bool) {
+	if f.keyless != keyless && (len(f.order) > 0 || len(f.seg.Inserts) > 0) {
+		f.close()
+		f.open(false)
+	}
+	f.keyless = keyless
 }
 
 func (f *folder) note(c *Change) {
@@ -243,14 +303,15 @@ func (f *folder) close() {
 			s.Updates[gi].Rows = append(s.Updates[gi].Rows, UpdateRow{Match: e.key, Set: set})
 		}
 	}
-	if s.Truncate || len(s.Deletes)+len(s.Upserts)+len(s.Updates) > 0 {
+	if s.Truncate || len(s.Inserts)+len(s.Deletes)+len(s.Upserts)+len(s.Updates) > 0 {
 		f.res.Segments = append(f.res.Segments, *s)
 	}
 }
 
 // columnsFor starts a new segment when row's column set differs from the
-// open segment's.
-func (f *folder) columnsFor(row []Column) {
+// open segment's, and notes what c says existing rows hold for added
+// columns.
+func (f *folder) columnsFor(row []Column, c *Change) {
 	if f.seg.Columns != nil && !sameColumns(f.seg.Columns, row) {
 		f.close()
 		f.open(false)
@@ -261,6 +322,16 @@ func (f *folder) columnsFor(row []Column) {
 			cols[i] = Column{Name: c.Name, Type: c.Type}
 		}
 		f.seg.Columns = cols
+	}
+	if c.Extra != nil && len(c.Extra.Missing) > 0 {
+		if f.seg.Missing == nil {
+			f.seg.Missing = map[string]*string{}
+		}
+		for name, v := range c.Extra.Missing {
+			if _, ok := f.seg.Missing[name]; !ok {
+				f.seg.Missing[name] = v
+			}
+		}
 	}
 }
 
@@ -276,11 +347,11 @@ func sameColumns(a, b []Column) bool {
 	return true
 }
 
-// slot returns the slot of key identity id, creating it.
-func (f *folder) slot(id string) *slot {
+// state returns the state of key identity id, creating it.
+func (f *folder) state(id string) *keyState {
 	sl := f.keys[id]
 	if sl == nil {
-		sl = &slot{}
+		sl = &keyState{}
 		f.keys[id] = sl
 	}
 	return sl
@@ -288,13 +359,13 @@ func (f *folder) slot(id string) *slot {
 
 // set makes e the open segment's entry for sl and records the row the
 // window then knows for the key.
-func (f *folder) set(sl *slot, e entry, live bool, row []Column) {
+func (f *folder) set(sl *keyState, e entry, live bool, row []Column) {
 	if sl.seg != f.segN {
 		sl.seg = f.segN
 		f.order = append(f.order, sl)
 	}
 	sl.e = e
-	sl.known, sl.live, sl.row = true, live, row
+	sl.known, sl.live, sl.row, sl.plain = true, live, row, false
 }
 
 func (f *folder) insert(c *Change) error {
@@ -303,9 +374,15 @@ func (f *folder) insert(c *Change) error {
 	if err != nil {
 		return err
 	}
-	f.columnsFor(row)
+	f.columnsFor(row, c)
 	f.note(c)
-	sl := f.slot(id)
+	sl := f.state(id)
+	if f.spec.Full && (!sl.known || sl.plain) {
+		// A row of a multiset: one more copy, appended.
+		f.seg.Inserts = append(f.seg.Inserts, row)
+		sl.known, sl.live, sl.row, sl.plain = true, true, row, true
+		return nil
+	}
 	if sl.known && sl.live {
 		f.res.Replays++ // insert of a key the window already has
 	}
@@ -322,7 +399,7 @@ func (f *folder) delete(c *Change) error {
 		return err
 	}
 	f.note(c)
-	sl := f.slot(id)
+	sl := f.state(id)
 	if sl.known && !sl.live {
 		f.res.Replays++ // delete of a deleted key
 	}
@@ -374,17 +451,17 @@ func (f *folder) update(c *Change) error {
 	if err != nil {
 		return err
 	}
-	f.columnsFor(row)
+	f.columnsFor(row, c)
 	moved := newID != oldID
 
 	switch {
 	case !partial:
 		if moved {
 			f.note(c)
-			f.set(f.slot(oldID), entry{act: actDelete, key: oldKey}, false, nil)
+			f.set(f.state(oldID), entry{act: actDelete, key: oldKey}, false, nil)
 		}
 		f.note(c)
-		f.set(f.slot(newID), entry{act: actUpsert, key: newKey, row: filled}, true, filled)
+		f.set(f.state(newID), entry{act: actUpsert, key: newKey, row: filled}, true, filled)
 	case seen && !st.live:
 		// The window deleted the row: an UPDATE of known columns finds nothing.
 		f.note(c)
@@ -392,15 +469,15 @@ func (f *folder) update(c *Change) error {
 		// Move the warehouse row to its new key, alone in its segment.
 		f.close()
 		f.open(false)
-		f.columnsFor(row)
+		f.columnsFor(row, c)
 		f.note(c)
-		f.set(f.slot(newID), entry{act: actUpdate, move: true, key: oldKey, row: filled}, true, filled)
+		f.set(f.state(newID), entry{act: actUpdate, move: true, key: oldKey, row: filled}, true, filled)
 		f.close()
 		f.open(false)
 		delete(f.keys, oldID)
 	default:
 		f.note(c)
-		f.set(f.slot(newID), entry{act: actUpdate, key: newKey, row: filled}, true, filled)
+		f.set(f.state(newID), entry{act: actUpdate, key: newKey, row: filled}, true, filled)
 	}
 	return nil
 }

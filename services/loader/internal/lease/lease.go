@@ -69,8 +69,9 @@ type Store struct {
 	ttl     time.Duration
 }
 
-// Open creates or updates the lease bucket with the given TTL.
-func Open(ctx context.Context, js jetstream.JetStream, replica string, ttl time.Duration) (*Store, error) {
+// Open creates or updates the lease bucket with the given TTL and number
+// of replicas (the stream's, so a node lost loses no lease).
+func Open(ctx context.Context, js jetstream.JetStream, replica string, ttl time.Duration, replicas int) (*Store, error) {
 	if !ValidID(replica) {
 		return nil, fmt.Errorf("replica id %q: only letters, digits and -/_=. are allowed", replica)
 	}
@@ -80,6 +81,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replica string, ttl time.
 		TTL:         ttl,
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
@@ -181,4 +183,19 @@ func (s *Store) Owner(ctx context.Context, key string) (string, error) {
 		return "", fmt.Errorf("read lease %s: %w", key, err)
 	}
 	return string(e.Value()), nil
+}
+
+// Holds reports whether this replica holds the lease of key, renewed at
+// revision rev or since: false when the lease expired, was released, or
+// another replica holds it. (Two processes with one replica id cannot be
+// told apart; ids must be unique.)
+func (s *Store) Holds(ctx context.Context, key string, rev uint64) (bool, error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read lease %s: %w", key, err)
+	}
+	return string(e.Value()) == s.replica && e.Revision() >= rev, nil
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
 func TestTopIsStableAndSpreads(t *testing.T) {
@@ -47,15 +47,15 @@ func TestLeaseLifecycle(t *testing.T) {
 	n := testenv.StartNATS(t)
 	_, js := n.Connect(t)
 	ttl := 2 * time.Second
-	a, err := Open(ctx, js, "a", ttl)
+	a, err := Open(ctx, js, "a", ttl, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(ctx, js, "b", ttl)
+	b, err := Open(ctx, js, "b", ttl, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(ctx, js, "bad~id", ttl); err == nil {
+	if _, err := Open(ctx, js, "bad~id", ttl, 1); err == nil {
 		t.Fatal("Open accepted replica id with '~'")
 	}
 	for _, s := range []*Store{a, b} {

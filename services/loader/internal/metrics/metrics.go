@@ -16,12 +16,18 @@ type Loader struct {
 	Rows           *prometheus.CounterVec   // table, action
 	ApplyDuration  *prometheus.HistogramVec // table
 	ApplyErrors    *prometheus.CounterVec   // table
+	Conflicts      *prometheus.CounterVec   // table
 	StagedBytes    *prometheus.CounterVec   // table
+	Copies         *prometheus.CounterVec   // table
 	Backlog        *prometheus.GaugeVec     // table
 	Lag            *prometheus.GaugeVec     // table
 	Replays        *prometheus.CounterVec   // table
 	Parked         *prometheus.GaugeVec     // table
-	Skipped        *prometheus.CounterVec   // table, reason
+	Unapplied      *prometheus.CounterVec   // table, reason
+	Holding        *prometheus.GaugeVec     // table
+	Retrying       *prometheus.GaugeVec     // table
+	ConsumerGaps   *prometheus.CounterVec   // table
+	PullStalls     *prometheus.CounterVec   // table
 	Adjusted       *prometheus.CounterVec   // table, rule
 	OwnedTables    prometheus.Gauge
 	LeasesLost     prometheus.Counter
@@ -61,9 +67,17 @@ func New(reg prometheus.Registerer) *Loader {
 			Name: "redms_loader_apply_errors_total",
 			Help: "Failed window applies, retried ones included.",
 		}, []string{"table"}),
+		Conflicts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "redms_loader_serialization_conflicts_total",
+			Help: "Window applies the warehouse aborted for a serialization conflict (Postgres 40001, Redshift ERROR 1023), retried; counted in redms_loader_apply_errors_total too.",
+		}, []string{"table"}),
 		StagedBytes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "redms_loader_staged_bytes_total",
 			Help: "Bytes written to S3 staging objects.",
+		}, []string{"table"}),
+		Copies: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "redms_loader_copy_statements_total",
+			Help: "COPY statements of committed windows (one per window that stages rows).",
 		}, []string{"table"}),
 		Backlog: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "redms_loader_backlog_messages",
@@ -75,16 +89,32 @@ func New(reg prometheus.Registerer) *Loader {
 		}, []string{"table"}),
 		Replays: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "redms_loader_replays_total",
-			Help: "Changes folded as replays (duplicates or out-of-order after a redelivery).",
+			Help: "Messages at or below the applied position (or duplicates of one position), plus replay-shaped orders the fold saw.",
 		}, []string{"table"}),
 		Parked: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "redms_loader_table_parked",
 			Help: "1 while the table is parked and waits for redms-loader resume.",
 		}, []string{"table"}),
-		Skipped: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "redms_loader_skipped_changes_total",
-			Help: "Changes not applied, by reason (e.g. a table without keys).",
+		Unapplied: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "redms_loader_unapplied_changes_total",
+			Help: "Changes that cannot be applied (an UPDATE or DELETE without key or old row), by reason; a snapshot of the table was requested.",
 		}, []string{"table", "reason"}),
+		Holding: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "redms_loader_holding_seconds",
+			Help: "How long the table has held changes back that wait for an earlier change (a prev position or split parts) not yet arrived; 0 when none.",
+		}, []string{"table"}),
+		Retrying: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "redms_loader_retrying_seconds",
+			Help: "How long the table's current window has failed with transient errors and is being retried; 0 when none.",
+		}, []string{"table"}),
+		ConsumerGaps: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "redms_loader_consumer_gaps_total",
+			Help: "Times the table's consumer delivered to another process (its delivery sequence jumped); the runner recreated it.",
+		}, []string{"table"}),
+		PullStalls: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "redms_loader_pull_stalls_total",
+			Help: "Times the table's consumer held messages but delivered none while the runner waited for them (a pull lost in a cluster failover); the runner recreated it.",
+		}, []string{"table"}),
 		Adjusted: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "redms_loader_values_adjusted_total",
 			Help: "Values changed to fit the warehouse type, by rule.",
@@ -106,4 +136,6 @@ func (m *Loader) Forget(table string) {
 	m.Backlog.DeleteLabelValues(table)
 	m.Lag.DeleteLabelValues(table)
 	m.Parked.DeleteLabelValues(table)
+	m.Holding.DeleteLabelValues(table)
+	m.Retrying.DeleteLabelValues(table)
 }

@@ -65,14 +65,27 @@ type Store struct {
 	kv jetstream.KeyValue
 }
 
-// Open creates the bucket if it is missing.
-func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+// Open creates the bucket if it is missing, with replicas replicas (the
+// stream's), and updates its replicas if it exists.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "redms-loader parked tables; delete a key to resume its table",
 		History:     5,
 		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Lookup opens the bucket as it is, without creating or changing it (its
+// replicas are the loader's to set): a command that only reads or
+// resumes uses it.
+func Lookup(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
 	}

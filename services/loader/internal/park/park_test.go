@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
 func TestParkAndResume(t *testing.T) {
@@ -14,7 +14,7 @@ func TestParkAndResume(t *testing.T) {
 	defer cancel()
 	n := testenv.StartNATS(t)
 	_, js := n.Connect(t)
-	s, err := Open(ctx, js)
+	s, err := Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,17 @@
 // dialect does with quoted fields. The marker holds no backslash or quote, so
 // it reads the same as a literal in both dialects.
 //
-// A file is split into parts of about PartBytes of uncompressed CSV; each part
-// is a whole gzip stream. Object keys:
+// A window stages one file: every row of every merge step (the loader's
+// staging table has a step column). A row may be shorter than the file's
+// width: the missing trailing fields are NULL. A record Redshift's COPY
+// would refuse for its size (over MaxRecordBytes) is the caller's to cut
+// (RecordBytes says how big one is).
 //
-//	<prefix><db>/<schema>/<table>/<firstSeq>-<lastSeq>/<segment>-<kind>[-<colset hash>]/part-00000.csv.gz
-//	<prefix><db>/<schema>/<table>/<firstSeq>-<lastSeq>/<segment>-<kind>[-<colset hash>]/manifest
+// A file is split into parts of about PartBytes of uncompressed CSV; each part
+// is a whole gzip stream, compressed and uploaded in parallel. Object keys:
+//
+//	<prefix><db>/<schema>/<table>/<firstSeq>-<lastSeq>/part-00000.csv.gz
+//	<prefix><db>/<schema>/<table>/<firstSeq>-<lastSeq>/manifest
 //
 // with db, schema and table escaped as subject tokens and the sequences those
 // of the whole window, so a retried window overwrites its own objects. The
@@ -27,18 +33,18 @@ package stage
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/redms/redms/pkg/subject"
 )
@@ -86,47 +92,95 @@ func NullMarker(rows [][]Value) string {
 	return m
 }
 
+// parallel is how many parts are compressed, or uploaded, at once.
+const parallel = 4
+
 // Encode writes rows as CSV split into gzipped parts of about partBytes
-// uncompressed bytes (partBytes <= 0: one part).
-func Encode(rows [][]Value, partBytes int64) (File, error) {
+// uncompressed bytes (partBytes <= 0: one part), every record width fields
+// wide (a shorter row ends in NULLs).
+func Encode(rows [][]Value, width int, partBytes int64) (File, error) {
 	f := File{NullMarker: NullMarker(rows), Rows: len(rows)}
-	var part bytes.Buffer
-	zw := gzip.NewWriter(&part)
-	var line []byte
-	var inPart int64
-	flush := func() error {
-		if err := zw.Close(); err != nil {
-			return fmt.Errorf("close gzip part: %w", err)
-		}
-		f.Parts = append(f.Parts, bytes.Clone(part.Bytes()))
-		part.Reset()
-		zw.Reset(&part)
-		inPart = 0
-		return nil
-	}
-	for _, r := range rows {
-		line = AppendRecord(line[:0], r, f.NullMarker)
-		if _, err := zw.Write(line); err != nil {
-			return File{}, fmt.Errorf("write gzip part: %w", err)
-		}
-		inPart += int64(len(line))
-		f.CSVBytes += int64(len(line))
+	// Cut the rows into parts by their encoded size, then compress the
+	// parts in parallel.
+	type span struct{ from, to int }
+	var spans []span
+	from, inPart := 0, int64(0)
+	for i, r := range rows {
+		n := int64(RecordBytes(r, width, len(f.NullMarker))) + 1
+		inPart += n
+		f.CSVBytes += n
 		if partBytes > 0 && inPart >= partBytes {
-			if err := flush(); err != nil {
-				return File{}, err
-			}
+			spans = append(spans, span{from, i + 1})
+			from, inPart = i+1, 0
 		}
 	}
-	if inPart > 0 || len(f.Parts) == 0 {
-		if err := flush(); err != nil {
-			return File{}, err
-		}
+	if from < len(rows) || len(spans) == 0 {
+		spans = append(spans, span{from, len(rows)})
+	}
+	f.Parts = make([][]byte, len(spans))
+	// Each worker reuses one gzip writer: a new one allocates its tables.
+	var next atomic.Int64
+	var g errgroup.Group
+	for range min(parallel, len(spans)) {
+		g.Go(func() error {
+			var part bytes.Buffer
+			zw := gzip.NewWriter(&part)
+			var line []byte
+			for i := int(next.Add(1) - 1); i < len(spans); i = int(next.Add(1) - 1) {
+				part.Reset()
+				zw.Reset(&part)
+				for _, r := range rows[spans[i].from:spans[i].to] {
+					line = AppendRecord(line[:0], r, width, f.NullMarker)
+					if _, err := zw.Write(line); err != nil {
+						return fmt.Errorf("write gzip part: %w", err)
+					}
+				}
+				if err := zw.Close(); err != nil {
+					return fmt.Errorf("close gzip part: %w", err)
+				}
+				f.Parts[i] = bytes.Clone(part.Bytes())
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return File{}, err
 	}
 	return f, nil
 }
 
-// AppendRecord appends one CSV record (with its LF) to dst.
-func AppendRecord(dst []byte, r []Value, nullMarker string) []byte {
+// MaxRecordBytes is the largest CSV record (without its line end)
+// Redshift's COPY loads: a row over 4 MB is a load error.
+const MaxRecordBytes = 4 << 20
+
+// FieldBytes is v's size in a record: quoted with quotes doubled, or the
+// NULL marker.
+func FieldBytes(v Value, markerBytes int) int {
+	if v.Null {
+		return markerBytes
+	}
+	return 2 + len(v.Text) + strings.Count(v.Text, `"`)
+}
+
+// MaxMarkerBytes bounds the NULL marker's length ("~N" and a number).
+const MaxMarkerBytes = 8
+
+// RecordBytes is the size of r's record, width fields wide, without its
+// line end, for a NULL marker of markerBytes.
+func RecordBytes(r []Value, width, markerBytes int) int {
+	n := max(len(r), width) - 1
+	for _, v := range r {
+		n += FieldBytes(v, markerBytes)
+	}
+	if width > len(r) {
+		n += (width - len(r)) * markerBytes
+	}
+	return n
+}
+
+// AppendRecord appends one CSV record of width fields (r, then NULLs) with
+// its LF to dst.
+func AppendRecord(dst []byte, r []Value, width int, nullMarker string) []byte {
 	for i, v := range r {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -144,6 +198,12 @@ func AppendRecord(dst []byte, r []Value, nullMarker string) []byte {
 			}
 		}
 		dst = append(dst, '"')
+	}
+	for i := len(r); i < width; i++ {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, nullMarker...)
 	}
 	return append(dst, '\n')
 }
@@ -173,19 +233,9 @@ func (l *lazyGunzip) Read(p []byte) (int, error) {
 	return l.zr.Read(p)
 }
 
-// Dir is the key prefix of one staged file of a window (ends in "/").
-func Dir(prefix string, t subject.Table, firstSeq, lastSeq uint64, segment int, kind string, columns []string) string {
-	var b strings.Builder
-	b.WriteString(prefix)
-	fmt.Fprintf(&b, "%s/%s/%s/%d-%d/%d-%s", subject.EscapeToken(t.DB), subject.EscapeToken(t.Schema), subject.EscapeToken(t.Name),
-		firstSeq, lastSeq, segment, kind)
-	if len(columns) > 0 {
-		h := sha256.Sum256([]byte(strings.Join(columns, "\x00")))
-		b.WriteString("-")
-		b.WriteString(hex.EncodeToString(h[:4]))
-	}
-	b.WriteString("/")
-	return b.String()
+// Dir is the key prefix of a window's staged file (ends in "/").
+func Dir(prefix string, t subject.Table, firstSeq, lastSeq uint64) string {
+	return fmt.Sprintf("%s%s/%s/%s/%d-%d/", prefix, subject.EscapeToken(t.DB), subject.EscapeToken(t.Schema), subject.EscapeToken(t.Name), firstSeq, lastSeq)
 }
 
 // PartKey is the key of part i under dir.
@@ -228,16 +278,21 @@ type Store struct {
 	Bucket string
 }
 
-// Put uploads a file's parts and manifest under dir and returns the keys
-// written and the manifest's s3:// URL.
+// Put uploads a file's parts (in parallel) and manifest under dir and
+// returns the keys it may have written (to delete, even on failure) and the
+// manifest's s3:// URL.
 func (s *Store) Put(ctx context.Context, dir string, f *File) ([]string, string, error) {
 	keys := make([]string, 0, len(f.Parts)+1)
+	for i := range f.Parts {
+		keys = append(keys, PartKey(dir, i))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
 	for i, p := range f.Parts {
-		key := PartKey(dir, i)
-		if err := s.put(ctx, key, p, "application/gzip"); err != nil {
-			return keys, "", err
-		}
-		keys = append(keys, key)
+		g.Go(func() error { return s.put(gctx, keys[i], p, "application/gzip") })
+	}
+	if err := g.Wait(); err != nil {
+		return keys, "", err
 	}
 	mk := ManifestKey(dir)
 	if err := s.put(ctx, mk, Manifest(s.Bucket, dir, f), "application/json"); err != nil {

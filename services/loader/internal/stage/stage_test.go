@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/redms/redms/pkg/subject"
-	"github.com/redms/redms/pkg/testenv"
+	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
 func v(s string) Value { return Value{Text: s} }
@@ -41,8 +41,8 @@ func TestNullMarker(t *testing.T) {
 }
 
 func TestAppendRecord(t *testing.T) {
-	got := string(AppendRecord(nil, []Value{v(""), nullV, v(`a"b,c`), v("x\r\ny"), v(`\`)}, "~N"))
-	want := "\"\",~N,\"a\"\"b,c\",\"x\r\ny\",\"\\\"\n"
+	got := string(AppendRecord(nil, []Value{v(""), nullV, v(`a"b,c`), v("x\r\ny"), v(`\`)}, 7, "~N"))
+	want := "\"\",~N,\"a\"\"b,c\",\"x\r\ny\",\"\\\",~N,~N\n"
 	if got != want {
 		t.Errorf("got %q want %q", got, want)
 	}
@@ -53,7 +53,7 @@ func TestEncodeParts(t *testing.T) {
 	for i := range 100 {
 		rows = append(rows, []Value{v(fmt.Sprint(i)), v(strings.Repeat("x", 50))})
 	}
-	f, err := Encode(rows, 1000)
+	f, err := Encode(rows, 2, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,19 @@ func TestEncodeParts(t *testing.T) {
 	if len(recs) != 100 || recs[99][0] != "99" || int64(len(b)) != f.CSVBytes {
 		t.Fatalf("read back %d records, last %v, %d bytes (want %d)", len(recs), recs[len(recs)-1], len(b), f.CSVBytes)
 	}
-	empty, err := Encode(nil, 1000)
+	// short rows end in NULLs; RecordBytes counts exactly what is written
+	short, err := Encode([][]Value{{v("1")}, {v(`a"b`), nullV, v("c")}}, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = io.ReadAll(short.CSV())
+	if err != nil || string(b) != "\"1\",~N,~N\n\"a\"\"b\",~N,\"c\"\n" || short.CSVBytes != int64(len(b)) {
+		t.Fatalf("short rows: %q (%d bytes counted) %v", b, short.CSVBytes, err)
+	}
+	if n := RecordBytes([]Value{v(`a"b`), nullV}, 3, 2); n != len(`"a""b",~N,~N`) {
+		t.Fatalf("RecordBytes = %d", n)
+	}
+	empty, err := Encode(nil, 3, 1000)
 	if err != nil || len(empty.Parts) != 1 || empty.Rows != 0 {
 		t.Fatalf("empty file: %+v %v", empty, err)
 	}
@@ -79,18 +91,14 @@ func TestEncodeParts(t *testing.T) {
 
 func TestDirAndManifest(t *testing.T) {
 	tbl := subject.Table{DB: "shop", Schema: "public", Name: "Order Items"}
-	d := Dir("redms/", tbl, 10, 20, 3, "upsert", nil)
-	if d != "redms/shop/public/Order~20Items/10-20/3-upsert/" {
+	d := Dir("redms/", tbl, 10, 20)
+	if d != "redms/shop/public/Order~20Items/10-20/" {
 		t.Errorf("Dir = %q", d)
-	}
-	du := Dir("redms/", tbl, 10, 20, 3, "update", []string{"id", "a"})
-	if !strings.HasPrefix(du, "redms/shop/public/Order~20Items/10-20/3-update-") || len(du) != len(d)+9 {
-		t.Errorf("Dir with columns = %q", du)
 	}
 	f := File{Parts: [][]byte{make([]byte, 7), make([]byte, 9)}}
 	got := string(Manifest("bkt", d, &f))
-	want := `{"entries":[{"url":"s3://bkt/redms/shop/public/Order~20Items/10-20/3-upsert/part-00000.csv.gz","mandatory":true,"meta":{"content_length":7}},` +
-		`{"url":"s3://bkt/redms/shop/public/Order~20Items/10-20/3-upsert/part-00001.csv.gz","mandatory":true,"meta":{"content_length":9}}]}`
+	want := `{"entries":[{"url":"s3://bkt/redms/shop/public/Order~20Items/10-20/part-00000.csv.gz","mandatory":true,"meta":{"content_length":7}},` +
+		`{"url":"s3://bkt/redms/shop/public/Order~20Items/10-20/part-00001.csv.gz","mandatory":true,"meta":{"content_length":9}}]}`
 	if got != want {
 		t.Errorf("manifest\n%s\nwant\n%s", got, want)
 	}
@@ -102,16 +110,16 @@ func TestStorePutDelete(t *testing.T) {
 	srv.CreateBucket(t, "stage")
 	c := srv.Client(t)
 	st := &Store{Client: c, Bucket: "stage"}
-	f, err := Encode([][]Value{{v("a"), nullV}}, 0)
+	f, err := Encode([][]Value{{v("a"), nullV}}, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := Dir("p/", subject.Table{DB: "d", Schema: "s", Name: "t"}, 1, 2, 0, "upsert", nil)
+	dir := Dir("p/", subject.Table{DB: "d", Schema: "s", Name: "t"}, 1, 2)
 	keys, url, err := st.Put(ctx, dir, &f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if url != "s3://stage/p/d/s/t/1-2/0-upsert/manifest" || len(keys) != 2 {
+	if url != "s3://stage/p/d/s/t/1-2/manifest" || len(keys) != 2 {
 		t.Fatalf("url %q keys %v", url, keys)
 	}
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("stage"), Key: aws.String(keys[0])})
@@ -164,7 +172,7 @@ func FuzzCSVRoundTrip(f *testing.F) {
 			{v("1"), {Text: a, Null: nulls&1 != 0}, {Text: b, Null: nulls&2 != 0}, {Text: c, Null: nulls&4 != 0}},
 			{v("2"), {Text: c, Null: nulls&8 != 0}, {Text: a, Null: nulls&16 != 0}, {Text: b, Null: nulls&32 != 0}},
 		}
-		file, err := Encode(in, 16)
+		file, err := Encode(in, 4, 16)
 		if err != nil {
 			t.Fatal(err)
 		}

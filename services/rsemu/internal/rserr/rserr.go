@@ -20,6 +20,9 @@ const (
 	SerializationFailure = "40001"
 	InternalError        = "XX000"
 	InvalidTextRep       = "22P02"
+	UndefinedObject      = "42704"
+	ProgramLimitExceeded = "54000"
+	UndefinedColumn      = "42703"
 )
 
 // Error is an error reported to the client as an ErrorResponse.

@@ -2,6 +2,8 @@ package s3copy
 
 import (
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"regexp"
@@ -24,7 +26,9 @@ const (
 	ErrBoolean       = 1210
 	ErrNotNull       = 1213
 	ErrInvalidLine   = 1216
+	ErrHex           = 1219
 	ErrUTF8          = 1220
+	ErrJSON          = 1224
 )
 
 // Column is a target column.
@@ -59,6 +63,10 @@ type Batch struct {
 
 // maxRecorded caps the error rows kept per COPY.
 const maxRecorded = 100
+
+// MaxRowBytes is the largest input row Redshift's COPY takes (4 MB), not
+// counting the line terminator.
+const MaxRowBytes = 4 << 20
 
 // field is one parsed CSV field.
 type field struct {
@@ -157,6 +165,10 @@ func parseRecord(c *translate.CopyStmt, cols []Column, file string, line int, ra
 		fail(nil, nil, ErrInvalidLine, bad)
 		return
 	}
+	if len(raw) > MaxRowBytes {
+		fail(nil, nil, ErrInvalidLine, fmt.Sprintf("Row size %d exceeds the maximum of %d bytes", len(raw), MaxRowBytes))
+		return
+	}
 	if len(fields) > len(cols) {
 		fail(&cols[len(cols)-1], &fields[len(cols)], ErrExtraColumn, "Extra column(s) found")
 		return
@@ -227,13 +239,21 @@ func typeName(t translate.Type) string {
 		return "timestamp"
 	case translate.TimestampTZ:
 		return "timestamptz"
+	case translate.Time:
+		return "time"
+	case translate.TimeTZ:
+		return "timetz"
+	case translate.Super:
+		return "super"
+	case translate.Varbyte:
+		return "varbyte"
 	}
 	return "other"
 }
 
 func colLength(t translate.Type) string {
 	switch t.Class {
-	case translate.Char, translate.Varchar:
+	case translate.Char, translate.Varchar, translate.Varbyte:
 		return strconv.Itoa(t.Length)
 	case translate.Numeric:
 		return fmt.Sprintf("%d,%d", t.Precision, t.Scale)
@@ -306,6 +326,9 @@ func convert(c *translate.CopyStmt, col *Column, f field) (*string, int, string)
 		if !ok {
 			return nil, ErrDigit, invalidDigit(s, col.Type)
 		}
+		if !c.RoundDec {
+			r = truncateScale(s, col.Type.Scale)
+		}
 		rounded := r.FloatString(col.Type.Scale)
 		intDigits := strings.TrimLeft(strings.SplitN(strings.TrimLeft(rounded, "+-"), ".", 2)[0], "0")
 		if len(intDigits) > col.Type.Precision-col.Type.Scale || (col.Type.Precision == 19 && !fitsInt64(r, col.Type.Scale)) {
@@ -344,6 +367,30 @@ func convert(c *translate.CopyStmt, col *Column, f field) (*string, int, string)
 			return nil, ErrDate, fmt.Sprintf("Invalid Date Format - value '%s'", v)
 		}
 		return &s, 0, ""
+	case translate.Super:
+		if !json.Valid([]byte(v)) {
+			return nil, ErrJSON, "Invalid JSON format for SUPER data type"
+		}
+		if len(v) > translate.MaxSuperBytes {
+			return nil, ErrRange, "SUPER value exceeds the maximum size"
+		}
+		return &v, 0, ""
+	case translate.Varbyte:
+		// VARBYTE loads from hex text; Postgres' bytea takes \x…
+		if _, err := hex.DecodeString(v); err != nil {
+			return nil, ErrHex, fmt.Sprintf("Invalid hexadecimal value '%s' for VARBYTE", cut(v, 60))
+		}
+		if len(v)/2 > col.Type.Length {
+			return nil, ErrRange, "Value exceeds the VARBYTE length"
+		}
+		s := `\x` + v
+		return &s, 0, ""
+	case translate.Time, translate.TimeTZ:
+		s := strings.TrimSpace(v)
+		if !validTime(s, class == translate.TimeTZ) {
+			return nil, ErrTimestamp, fmt.Sprintf("Invalid time format or value [HH24:MI:SS], value '%s'", v)
+		}
+		return &s, 0, ""
 	case translate.Timestamp, translate.TimestampTZ:
 		s, ok := parseTimestamp(strings.TrimSpace(v))
 		if !ok {
@@ -365,6 +412,19 @@ func fitsInt64(r *big.Rat, scale int) bool {
 }
 
 var numericRE = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)$`)
+
+// truncateScale is decimal s (numericRE) with its fraction cut to scale
+// digits: Redshift's COPY truncates excess scale unless ROUNDEC.
+func truncateScale(s string, scale int) *big.Rat {
+	if i := strings.IndexByte(s, '.'); i >= 0 && len(s)-i-1 > scale {
+		s = s[:i+1+scale]
+	}
+	if strings.HasSuffix(s, ".") {
+		s += "0"
+	}
+	r, _ := new(big.Rat).SetString(s)
+	return r
+}
 
 func invalidDigit(s string, t translate.Type) string {
 	pos, ch := 0, ""
@@ -396,7 +456,33 @@ var (
 	dateSlash = regexp.MustCompile(`^(\d{1,2})/(\d{1,2})/(\d{4,6})$`)
 	dateFlat  = regexp.MustCompile(`^(\d{4})(\d{2})(\d{2})$`)
 	tsISO     = regexp.MustCompile(`^(\d{4,6})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?\s*(Z|[+-]\d{1,2}(?::?\d{2})?)?(?:\s+(BC|AD|bc|ad))?$`)
+	timeRE    = regexp.MustCompile(`^(\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?(Z|[+-]\d{1,2}(?::?\d{2})?)?$`)
+	offsetRE  = regexp.MustCompile(`^[+-](\d{1,2})(?::?(\d{2}))?$`)
 )
+
+// validOffset checks a UTC offset: Redshift holds ±14:59 at most and no
+// seconds (Postgres prints +00:53:28 for old local mean times: refused).
+func validOffset(z string) bool {
+	if z == "" || z == "Z" {
+		return true
+	}
+	g := offsetRE.FindStringSubmatch(z)
+	return g != nil && atoi(g[1]) <= 14 && atoi(g[2]) <= 59
+}
+
+// validTime checks TIME (00:00:00 … 24:00:00) and, with tz, TIMETZ (an
+// offset is optional and at most ±14:59).
+func validTime(s string, tz bool) bool {
+	g := timeRE.FindStringSubmatch(s)
+	if g == nil || (!tz && g[5] != "") || !validOffset(g[5]) {
+		return false
+	}
+	h, m, sec := atoi(g[1]), atoi(g[2]), atoi(g[3])
+	if h == 24 {
+		return m == 0 && sec == 0 && strings.Trim(g[4], ".0") == ""
+	}
+	return h < 24 && m <= 59 && sec <= 59
+}
 
 // parseDate checks a date and returns it as YYYY-MM-DD[ BC]; auto accepts
 // MM/DD/YYYY and YYYYMMDD too.
@@ -435,6 +521,9 @@ func parseTimestamp(s string) (string, bool) {
 		return "", false
 	}
 	if g[4] != "" && (atoi(g[4]) > 23 || atoi(g[5]) > 59 || (g[6] != "" && atoi(g[6]) > 59)) {
+		return "", false
+	}
+	if !validOffset(g[8]) {
 		return "", false
 	}
 	return s, true

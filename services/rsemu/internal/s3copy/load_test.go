@@ -67,7 +67,9 @@ func TestConvert(t *testing.T) {
 		{typ(translate.BigInt), "9223372036854775807", false, "9223372036854775807"},
 		{num, "999.99", false, "999.99"},
 		{num, "999.994", false, "999.99"},
-		{num, "999.996", false, "#1204"},
+		{num, "999.996", false, "999.99"}, // excess scale is truncated (no ROUNDEC)
+		{num, "-999.999", false, "-999.99"},
+		{num, "1000.001", false, "#1204"},
 		{num, "-1.5", false, "-1.50"},
 		{n19, "92233720368.54775807", false, "92233720368.54775807"},
 		{n19, "92233720368.54775808", false, "#1204"},

@@ -36,10 +36,9 @@ func (s *session) receive() (pgproto3.BackendMessage, error) {
 			s.be.Send(m)
 			continue
 		case *pgproto3.ParameterStatus:
-			if m.Name == "server_version" {
-				continue
+			if v, ok := redshiftParam(m.Name, m.Value); ok {
+				s.be.Send(&pgproto3.ParameterStatus{Name: m.Name, Value: v})
 			}
-			s.be.Send(m)
 			continue
 		case *pgproto3.NotificationResponse:
 			s.be.Send(m)
@@ -51,11 +50,22 @@ func (s *session) receive() (pgproto3.BackendMessage, error) {
 	}
 }
 
+// closeInternal queues Closes of the internal statement and portal, which
+// an earlier failed batch may have left behind (closing what does not
+// exist is no error): callers expect four CloseCompletes, these two and
+// their own two.
+func (s *session) closeInternal() {
+	s.fe.Send(&pgproto3.Close{ObjectType: 'P', Name: internalName})
+	s.fe.Send(&pgproto3.Close{ObjectType: 'S', Name: internalName})
+}
+
 // exec runs sql on the backend with the extended protocol, inside whatever
 // batch is open (no Sync), and returns its rows as text. A backend error
 // leaves the backend discarding messages until the next Sync.
 func (s *session) exec(sql string) ([][]string, error) {
 	s.pending = true
+	s.closeInternal()
+	closes := 0
 	s.fe.Send(&pgproto3.Parse{Name: internalName, Query: sql})
 	s.fe.Send(&pgproto3.Bind{DestinationPortal: internalName, PreparedStatement: internalName})
 	s.fe.Send(&pgproto3.Execute{Portal: internalName})
@@ -66,8 +76,7 @@ func (s *session) exec(sql string) ([][]string, error) {
 		return nil, fmt.Errorf("send to postgres: %w", err)
 	}
 	var rows [][]string
-	closes := 0
-	for closes < 2 {
+	for closes < 4 {
 		msg, err := s.receive()
 		if err != nil {
 			return nil, err
@@ -92,6 +101,8 @@ func (s *session) exec(sql string) ([][]string, error) {
 // batch.
 func (s *session) copyIn(sql string, r io.Reader) error {
 	s.pending = true
+	s.closeInternal()
+	closes := 0
 	s.fe.Send(&pgproto3.Parse{Name: internalName, Query: sql})
 	s.fe.Send(&pgproto3.Bind{DestinationPortal: internalName, PreparedStatement: internalName})
 	s.fe.Send(&pgproto3.Execute{Portal: internalName})
@@ -106,6 +117,9 @@ func (s *session) copyIn(sql string, r io.Reader) error {
 		}
 		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
 			return &backendError{resp: *e}
+		}
+		if _, ok := msg.(*pgproto3.CloseComplete); ok {
+			closes++
 		}
 		if _, ok := msg.(*pgproto3.CopyInResponse); ok {
 			break
@@ -135,8 +149,7 @@ func (s *session) copyIn(sql string, r io.Reader) error {
 	if err := s.fe.Flush(); err != nil {
 		return fmt.Errorf("send to postgres: %w", err)
 	}
-	closes := 0
-	for closes < 2 {
+	for closes < 4 {
 		msg, err := s.receive()
 		if err != nil {
 			return err

@@ -22,6 +22,9 @@ import (
 // COPY FROM STDIN inside the client's transaction.
 func (s *session) runCopy(ctx context.Context, c *translate.CopyStmt) error {
 	s.lastCopyCount = 0
+	if err := s.writeLock(c.Table); err != nil {
+		return err
+	}
 	tableOID, cols, err := s.copyColumns(c)
 	if err != nil {
 		return err
@@ -74,7 +77,8 @@ func loadErrorDetail(e s3copy.LoadError) string {
 // order, or all). Types are named by format_type, whose catalog lookups do
 // not depend on the transaction's snapshot.
 func (s *session) copyColumns(c *translate.CopyStmt) (uint32, []s3copy.Column, error) {
-	rows, err := s.exec(fmt.Sprintf(`SELECT a.attrelid::bigint, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+	rows, err := s.exec(fmt.Sprintf(`SELECT a.attrelid::bigint, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+	coalesce((SELECT k.conname FROM pg_constraint k WHERE k.conrelid = a.attrelid AND k.conkey = ARRAY[a.attnum] AND k.conname LIKE 'rsemu\_vb%%' LIMIT 1), '')
 FROM pg_attribute a
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, translate.QuoteLiteral(c.Table)))
 	if err != nil {
@@ -90,6 +94,9 @@ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY
 		o, _ := strconv.ParseUint(r[0], 10, 32)
 		oid = uint32(o)
 		col := s3copy.Column{Name: r[1], Type: columnType(r[2]), NotNull: r[3] == "t"}
+		if t, ok := translate.ConstraintType(r[4]); ok && t.Class == translate.Varbyte {
+			col.Type = t
+		}
 		byName[col.Name] = col
 		all = append(all, col)
 	}
@@ -146,8 +153,25 @@ func columnType(formatted string) translate.Type {
 		return translate.Type{Class: translate.Timestamp}
 	case "timestamp with time zone":
 		return translate.Type{Class: translate.TimestampTZ}
+	case "time without time zone":
+		return translate.Type{Class: translate.Time}
+	case "time with time zone":
+		return translate.Type{Class: translate.TimeTZ}
+	case "jsonb":
+		return translate.Type{Class: translate.Super}
+	case "bytea":
+		return translate.Type{Class: translate.Varbyte, Length: translate.MaxVarbyte}
 	}
 	return translate.Type{}
+}
+
+// cutBytes cuts ASCII s to n bytes, as Redshift's char(n) system columns
+// (stl_load_errors.type is char(10): "timestamptz" shows as "timestampt").
+func cutBytes(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // storable makes s valid UTF-8 without NUL bytes, as a Postgres text
@@ -171,7 +195,7 @@ func (srv *Server) recordLoadErrors(ctx context.Context, db string, session int,
 	rows := make([][]any, len(errs))
 	for i, e := range errs {
 		rows[i] = []any{int32(100), int32(0), int32(tbl), now, int32(session), int32(query), storable(e.File), int64(e.Line),
-			e.Column, e.Type, e.ColLength, int32(e.Position), storable(e.RawLine), storable(e.RawValue), int32(e.Code), storable(e.Reason)}
+			e.Column, cutBytes(e.Type, 10), e.ColLength, int32(e.Position), storable(e.RawLine), storable(e.RawValue), int32(e.Code), storable(e.Reason)}
 	}
 	_, err = p.CopyFrom(ctx, pgx.Identifier{"rsemu", "stl_load_errors"},
 		[]string{"userid", "slice", "tbl", "starttime", "session", "query", "filename", "line_number", "colname", "type",

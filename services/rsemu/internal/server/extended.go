@@ -40,13 +40,37 @@ func (s *session) handleParse(ctx context.Context, m *pgproto3.Parse) error {
 	if err := s.prepare(st); err != nil {
 		return err
 	}
-	s.stmts[m.Name] = prepared{lastCopyCount: st.LastCopyCount}
+	if err := s.lockFor(st.WriteTable); err != nil {
+		return err
+	}
+	s.stmts[m.Name] = prepared{lastCopyCount: st.LastCopyCount, write: st.WriteTable, txControl: hasTxControl([]translate.Stmt{st})}
 	return s.forward(&pgproto3.Parse{Name: m.Name, Query: st.SQL, ParameterOIDs: m.ParameterOIDs}, parseDone)
+}
+
+// lockFor takes the write lock on table (none when "") in a transaction
+// block, before Parse or Bind: both take Postgres' weaker ROW EXCLUSIVE
+// lock on the table, and upgrading from it to the write lock could
+// deadlock two writers.
+func (s *session) lockFor(table string) error {
+	if table == "" {
+		return nil
+	}
+	if err := s.openBlock(); err != nil {
+		return err
+	}
+	return s.writeLock(table)
 }
 
 func (s *session) handleBind(m *pgproto3.Bind) error {
 	delete(s.portals, m.DestinationPortal)
+	delete(s.txPortals, m.DestinationPortal)
 	p := s.stmts[m.PreparedStatement]
+	if p.txControl {
+		s.txPortals[m.DestinationPortal] = true
+	}
+	if err := s.lockFor(p.write); err != nil {
+		return err
+	}
 	if p.local != nil {
 		s.portals[m.DestinationPortal] = p.local
 		s.be.Send(&pgproto3.BindComplete{})
@@ -84,7 +108,15 @@ func (s *session) handleDescribe(m *pgproto3.Describe) error {
 func (s *session) handleExecute(ctx context.Context, m *pgproto3.Execute) error {
 	local := s.portals[m.Portal]
 	if local == nil {
+		if s.txPortals[m.Portal] {
+			s.batchTx = true // BEGIN, COMMIT, …: the client's block
+		}
 		return s.forward(m, executeDone)
+	}
+	if local.NeedsBlock() {
+		if err := s.openBlock(); err != nil {
+			return err
+		}
 	}
 	err := s.runLocal(ctx, *local, false)
 	if be, ok := err.(*backendError); ok {
@@ -103,6 +135,7 @@ func (s *session) handleClose(m *pgproto3.Close) error {
 	} else {
 		local = s.portals[m.Name] != nil
 		delete(s.portals, m.Name)
+		delete(s.txPortals, m.Name)
 	}
 	if local {
 		s.be.Send(&pgproto3.CloseComplete{})

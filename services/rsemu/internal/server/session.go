@@ -19,13 +19,49 @@ import (
 	"github.com/redms/redms/services/rsemu/internal/translate"
 )
 
-// serverVersion is what Redshift reports.
-const serverVersion = "8.0.2"
+// What Redshift reports at startup besides the backend's own values.
+const (
+	serverVersion = "8.0.2"
+	encoding      = "UNICODE" // client_encoding and server_encoding
+	// padbVersion and padbRevision are the cluster version Redshift
+	// reports (drivers detect Redshift by them); the emulator names a
+	// fixed one.
+	padbVersion  = "1.0.77467"
+	padbRevision = "77467"
+)
+
+// redshiftParam maps a parameter status of the backend to the one a
+// Redshift client sees: Redshift reports Postgres 8.0's set
+// (server_version, client_encoding, server_encoding, DateStyle, TimeZone,
+// integer_datetimes, is_superuser, session_authorization) and nothing
+// newer: no standard_conforming_strings, IntervalStyle or
+// application_name. ok is false for a parameter Redshift does not report.
+func redshiftParam(name, v string) (string, bool) {
+	switch name {
+	case "server_version":
+		return serverVersion, true
+	case "client_encoding", "server_encoding":
+		return encoding, true
+	case "TimeZone":
+		if v == "Etc/UTC" {
+			v = "UTC"
+		}
+		return v, true
+	case "DateStyle", "integer_datetimes", "is_superuser", "session_authorization":
+		return v, true
+	}
+	return "", false
+}
+
+// unknownParams are startup parameters Redshift refuses.
+var unknownParams = []string{"standard_conforming_strings"}
 
 // prepared is what the emulator remembers of a client's prepared statement.
 type prepared struct {
 	lastCopyCount bool
 	local         *translate.Stmt // run by the emulator itself, never parsed by the backend
+	write         string          // the table the statement writes (translate.Stmt.WriteTable)
+	txControl     bool            // BEGIN, COMMIT, …
 }
 
 // session is one client connection and its backend connection.
@@ -46,6 +82,11 @@ type session struct {
 	portals       map[string]*translate.Stmt // portals of local statements
 	skipToSync    bool                       // an error ended the extended batch
 	pending       bool                       // extended-protocol messages sent since the last Sync
+	txPortals     map[string]bool            // portals of BEGIN, COMMIT, …
+	// autoTx: the emulator opened a transaction block for a write of an
+	// extended batch outside one (its lock lasts until commit); the batch's
+	// Sync ends it. batchTx: the batch ran transaction control itself.
+	autoTx, batchTx bool
 }
 
 // run serves the client until it disconnects or ctx ends.
@@ -56,7 +97,12 @@ func (s *session) run(ctx context.Context) error {
 		return err
 	}
 	if err := s.connectBackend(ctx, params); err != nil {
-		s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "08006", Message: err.Error()})
+		code, msg := "08006", err.Error()
+		var re *rserr.Error
+		if errors.As(err, &re) {
+			code, msg = re.Code, re.Message
+		}
+		s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg})
 		_ = s.be.Flush()
 		return err
 	}
@@ -113,8 +159,14 @@ func (s *session) connectBackend(ctx context.Context, params map[string]string) 
 		cfg.Database = db
 	}
 	s.db = cfg.Database
-	cfg.RuntimeParams["default_transaction_isolation"] = "serializable"
+	for _, name := range unknownParams {
+		if _, ok := params[name]; ok {
+			return rserr.New(rserr.UndefinedObject, "unrecognized configuration parameter %q", name)
+		}
+	}
+	cfg.RuntimeParams["default_transaction_isolation"] = s.srv.backendIsolation(s.db)
 	cfg.RuntimeParams["DateStyle"] = "ISO, MDY"
+	cfg.RuntimeParams["TimeZone"] = "UTC" // Redshift sessions start in UTC
 	if app := params["application_name"]; app != "" {
 		cfg.RuntimeParams["application_name"] = app
 	}
@@ -138,11 +190,12 @@ func (s *session) connectBackend(ctx context.Context, params map[string]string) 
 	secret := s.srv.register(s, hc.PID, hc.SecretKey)
 	s.be.Send(&pgproto3.AuthenticationOk{})
 	for name, v := range hc.ParameterStatuses {
-		if name == "server_version" {
-			v = serverVersion
+		if v, ok := redshiftParam(name, v); ok {
+			s.be.Send(&pgproto3.ParameterStatus{Name: name, Value: v})
 		}
-		s.be.Send(&pgproto3.ParameterStatus{Name: name, Value: v})
 	}
+	s.be.Send(&pgproto3.ParameterStatus{Name: "padb_version", Value: padbVersion})
+	s.be.Send(&pgproto3.ParameterStatus{Name: "padb_revision", Value: padbRevision})
 	s.be.Send(&pgproto3.BackendKeyData{ProcessID: s.pid, SecretKey: secret})
 	s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 	return s.be.Flush()
@@ -160,6 +213,12 @@ func (s *session) handle(ctx context.Context, msg pgproto3.FrontendMessage) erro
 		s.pending = true
 		if err := s.sync(); err != nil {
 			return err
+		}
+		s.batchTx = false
+		if s.autoTx {
+			if err := s.endAutoTx(); err != nil {
+				return err
+			}
 		}
 		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: s.txStatus})
 		return s.be.Flush()
@@ -210,6 +269,39 @@ func (s *session) handle(ctx context.Context, msg pgproto3.FrontendMessage) erro
 		return s.poison()
 	}
 	return err
+}
+
+// endAutoTx ends the transaction block the emulator opened for an
+// extended batch: COMMIT, or ROLLBACK after an error. A failed COMMIT is
+// the client's error.
+func (s *session) endAutoTx() error {
+	s.autoTx = false
+	end := "COMMIT"
+	if s.txStatus == 'E' {
+		end = "ROLLBACK"
+	}
+	_, err := s.exec(end)
+	var be *backendError
+	if errors.As(err, &be) {
+		s.sendBackendError(&be.resp)
+	} else if err != nil {
+		return err
+	}
+	return s.sync()
+}
+
+// openBlock makes sure an extended-protocol statement that needs a
+// transaction block runs in one: outside a block it opens one that the
+// batch's Sync ends.
+func (s *session) openBlock() error {
+	if s.txStatus != 'I' || s.autoTx || s.batchTx {
+		return nil
+	}
+	if _, err := s.exec("BEGIN"); err != nil {
+		return err
+	}
+	s.autoTx = true
+	return nil
 }
 
 // newSuffix makes constraint names unique: 8 random hex digits.
@@ -269,7 +361,7 @@ func (s *session) handleQuery(ctx context.Context, sql string) error {
 	case len(stmts) == 0:
 		s.be.Send(&pgproto3.EmptyQueryResponse{})
 		return s.finishQuery(false, false)
-	case len(stmts) > 1 && allPassthrough(stmts):
+	case len(stmts) > 1 && allPassthrough(stmts) && !needsBlock(stmts):
 		// Postgres gives the multi-statement semantics itself.
 		sqls := make([]string, len(stmts))
 		for i, st := range stmts {
@@ -287,7 +379,7 @@ func (s *session) handleQuery(ctx context.Context, sql string) error {
 		}
 		return s.finishQuery(false, failed)
 	}
-	implicit := len(stmts) > 1 && s.txStatus == 'I' && !hasTxControl(stmts)
+	implicit := (len(stmts) > 1 || needsBlock(stmts)) && s.txStatus == 'I' && !hasTxControl(stmts)
 	if implicit {
 		if _, err := s.exec("BEGIN"); err != nil {
 			return err
@@ -337,6 +429,23 @@ func allPassthrough(stmts []translate.Stmt) bool {
 	return true
 }
 
+// needsBlock reports a statement that runs inside a transaction block.
+func needsBlock(stmts []translate.Stmt) bool {
+	for _, st := range stmts {
+		if st.NeedsBlock() {
+			return true
+		}
+	}
+	return false
+}
+
+// writeLock takes Redshift's write lock on table, inside the open
+// transaction block (see translate.WriteLockSQL).
+func (s *session) writeLock(table string) error {
+	_, err := s.exec(translate.WriteLockSQL(table))
+	return err
+}
+
 // hasTxControl reports a statement that begins or ends a transaction.
 func hasTxControl(stmts []translate.Stmt) bool {
 	for _, st := range stmts {
@@ -381,6 +490,11 @@ func (s *session) finishQuery(implicit, failed bool) error {
 func (s *session) runStmt(ctx context.Context, st translate.Stmt, simple, implicit bool) error {
 	if err := s.prepare(st); err != nil {
 		return err
+	}
+	if st.Kind == translate.Passthrough && st.WriteTable != "" {
+		if err := s.writeLock(st.WriteTable); err != nil {
+			return err
+		}
 	}
 	switch st.Kind {
 	case translate.Passthrough:
@@ -456,8 +570,11 @@ func (s *session) runLocal(ctx context.Context, st translate.Stmt, describe bool
 		if s.opt.CaseSensitive {
 			v = "on"
 		}
-		if st.Setting == "server_version" {
+		switch st.Setting {
+		case "server_version":
 			v = serverVersion
+		case "client_encoding", "server_encoding":
+			v = encoding
 		}
 		s.be.Send(&pgproto3.DataRow{Values: [][]byte{[]byte(v)}})
 		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SHOW")})
@@ -465,19 +582,51 @@ func (s *session) runLocal(ctx context.Context, st translate.Stmt, describe bool
 		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(st.Tag)})
 	case translate.Copy:
 		return s.runCopy(ctx, st.Copy)
+	case translate.Lock:
+		if _, err := s.exec(st.SQL); err != nil {
+			return err
+		}
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("LOCK TABLE")})
+	case translate.Create:
+		if _, err := s.exec(st.SQL); err != nil {
+			return err
+		}
+		for _, sql := range st.Create.CatalogSQL() {
+			if _, err := s.exec(sql); err != nil {
+				return err
+			}
+		}
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("CREATE TABLE")})
+	case translate.DropColumn:
+		if err := s.checkDropColumn(st.Alter); err != nil {
+			return err
+		}
+		if _, err := s.exec(st.SQL); err != nil {
+			return err
+		}
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("ALTER TABLE")})
+	case translate.AddConstraint:
+		if _, err := s.exec(st.Constraint.CatalogSQL()); err != nil {
+			return err
+		}
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("ALTER TABLE")})
+	case translate.SetIsolation:
+		s.srv.setIsolation(st.Setting, st.Isolation)
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("ALTER DATABASE")})
 	case translate.Truncate:
 		// extended protocol: the simple path is runStmt
-		if s.txStatus == 'T' {
+		if s.txStatus == 'T' || s.autoTx {
 			if _, err := s.exec("COMMIT"); err != nil {
 				return err
 			}
+			s.autoTx = false
 		}
 		if _, err := s.exec(st.SQL); err != nil {
 			return err
 		}
 		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("TRUNCATE TABLE")})
 	case translate.AlterColumnType:
-		if s.txStatus != 'I' {
+		if s.txStatus != 'I' || s.autoTx {
 			return rserr.New(rserr.ActiveSQLTransaction, "ALTER TABLE ALTER COLUMN cannot run inside a transaction block")
 		}
 		sql, err := s.alterSQL(st.Alter)
@@ -515,12 +664,54 @@ func (s *session) publishLastCopyCount() error {
 	return err
 }
 
-// alterSQL checks that ALTER COLUMN TYPE changes a VARCHAR column and
-// returns the statement that does it.
+// columnKeys reads a column's Redshift attributes from the emulator's
+// catalog: whether it is the DISTKEY, its SORTKEY position, its encoding;
+// ok is false when the column does not exist.
+func (s *session) columnKeys(a *translate.AlterColumn) (distkey bool, sortkey int, encoding string, ok bool, err error) {
+	rows, err := s.exec(fmt.Sprintf(`SELECT coalesce(ca.distkey, false), coalesce(ca.sortkey, 0), coalesce(ca.encoding, '')
+FROM pg_attribute a LEFT JOIN rsemu.column_attrs ca ON ca.relid = a.attrelid AND ca.attnum = a.attnum
+WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a.attisdropped`, translate.QuoteLiteral(a.Table), translate.QuoteLiteral(a.Column)))
+	if err != nil || len(rows) == 0 {
+		return false, 0, "", false, err
+	}
+	n, _ := strconv.Atoi(rows[0][1])
+	return rows[0][0] == "t", n, rows[0][2], true, nil
+}
+
+// checkDropColumn applies Redshift's DROP COLUMN rules: not the DISTKEY,
+// not a SORTKEY column, not the table's last column. A column that does
+// not exist is left to Postgres' error.
+func (s *session) checkDropColumn(a *translate.AlterColumn) error {
+	distkey, sortkey, _, ok, err := s.columnKeys(a)
+	if err != nil || !ok {
+		return err
+	}
+	switch {
+	case distkey:
+		return rserr.New(rserr.FeatureNotSupported, "cannot drop distkey column %q", a.Column)
+	case sortkey != 0:
+		return rserr.New(rserr.FeatureNotSupported, "cannot drop sortkey column %q", a.Column)
+	}
+	rows, err := s.exec(fmt.Sprintf("SELECT count(*), (SELECT relname FROM pg_class WHERE oid = %[1]s::regclass) FROM pg_attribute WHERE attrelid = %[1]s::regclass AND attnum > 0 AND NOT attisdropped",
+		translate.QuoteLiteral(a.Table)))
+	if err != nil {
+		return err
+	}
+	if rows[0][0] == "1" {
+		return rserr.New(rserr.FeatureNotSupported, "cannot drop the last column of table %q", rows[0][1])
+	}
+	return nil
+}
+
+// alterSQL checks that ALTER COLUMN TYPE changes a VARCHAR column that is
+// neither a DISTKEY nor a SORTKEY column nor of an encoding Redshift cannot
+// retype, has no PRIMARY KEY, UNIQUE or FOREIGN KEY constraint and no
+// DEFAULT, and returns the statement that does it.
 func (s *session) alterSQL(a *translate.AlterColumn) (string, error) {
 	rows, err := s.exec(fmt.Sprintf(`SELECT format_type(a.atttypid, a.atttypmod),
 	(SELECT string_agg(c.conname, ',') FROM pg_constraint c
-	 WHERE c.conrelid = a.attrelid AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum] AND c.conname LIKE 'rsemu\_vc%%')
+	 WHERE c.conrelid = a.attrelid AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum] AND c.conname LIKE 'rsemu\_vc%%'),
+	EXISTS (SELECT 1 FROM rsemu.column_constraints k WHERE k.relid = a.attrelid AND k.attnum = a.attnum), a.atthasdef
 FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a.attisdropped`,
 		translate.QuoteLiteral(a.Table), translate.QuoteLiteral(a.Column)))
 	if err != nil {
@@ -528,6 +719,22 @@ FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a
 	}
 	if len(rows) == 0 {
 		return "", rserr.New("42703", "column %q of relation %q does not exist", a.Column, a.Table)
+	}
+	distkey, sortkey, encoding, _, err := s.columnKeys(a)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case distkey:
+		return "", rserr.New(rserr.FeatureNotSupported, "cannot alter type of distkey column %q", a.Column)
+	case sortkey != 0:
+		return "", rserr.New(rserr.FeatureNotSupported, "cannot alter type of sortkey column %q", a.Column)
+	case translate.FixedEncodings[encoding]:
+		return "", rserr.New(rserr.FeatureNotSupported, "cannot alter type of column %q with encoding %s", a.Column, encoding)
+	case rows[0][2] == "t":
+		return "", rserr.New(rserr.FeatureNotSupported, "cannot alter type of column %q with a PRIMARY KEY, UNIQUE or FOREIGN KEY constraint", a.Column)
+	case rows[0][3] == "t":
+		return "", rserr.New(rserr.FeatureNotSupported, "cannot alter type of column %q with a DEFAULT", a.Column)
 	}
 	cur := columnType(rows[0][0])
 	if cur.Class != translate.Varchar {
@@ -565,6 +772,8 @@ func redshiftError(e *pgproto3.ErrorResponse) {
 				e.Code, e.Message = rserr.DatetimeOutOfRange, "date out of range"
 			case translate.Timestamp, translate.TimestampTZ:
 				e.Code, e.Message = rserr.DatetimeOutOfRange, "timestamp out of range"
+			case translate.Super, translate.Varbyte:
+				e.Code, e.Message = rserr.StringTooLong, "value too long for type "+t.String()
 			}
 			e.ConstraintName, e.Detail = "", ""
 		}

@@ -30,6 +30,7 @@ type CopyStmt struct {
 	AcceptInvChars  string // "" = off, else the replacement character
 	MaxError        int
 	IgnoreHeader    int
+	RoundDec        bool // ROUNDEC: round excess numeric scale instead of truncating
 }
 
 // CopyAuth are the credentials a COPY names.
@@ -208,8 +209,10 @@ func translateCopy(s stmt) (Stmt, error) {
 			c.MaxError, i, err = num(i + 1)
 		case "ignoreheader":
 			c.IgnoreHeader, i, err = num(i + 1)
+		case "roundec":
+			c.RoundDec, i = true, i+1
 		case "gzip_", "bzip2", "lzop", "zstd", "json", "avro", "parquet", "orc", "fixedwidth", "escape", "removequotes",
-			"explicit_ids", "fillrecord", "ignoreblanklines", "trimblanks", "roundec", "encoding", "ssh", "noload":
+			"explicit_ids", "fillrecord", "ignoreblanklines", "trimblanks", "encoding", "ssh", "noload":
 			return Stmt{}, copyErr("COPY option %s is not supported by the Redshift emulator", strings.ToUpper(t.Text))
 		default:
 			return Stmt{}, rserr.Syntax(t.Text)

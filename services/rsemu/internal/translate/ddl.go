@@ -28,6 +28,15 @@ const (
 	TimestampTZ
 	Time
 	TimeTZ
+	Super   // stored as jsonb
+	Varbyte // stored as bytea; Length: bytes
+)
+
+// Limits of SUPER and VARBYTE.
+const (
+	MaxSuperBytes  = 16 << 20 // a SUPER value
+	MaxVarbyte     = 16 << 20 // VARBYTE(n)
+	DefaultVarbyte = 64000
 )
 
 // Type is a Redshift column type.
@@ -69,6 +78,10 @@ func (t Type) Postgres() string {
 		return "time"
 	case TimeTZ:
 		return "timetz"
+	case Super:
+		return "jsonb"
+	case Varbyte:
+		return "bytea"
 	}
 	return ""
 }
@@ -96,6 +109,10 @@ func (t Type) Check(col string) (prefix, expr string) {
 		return "rsemu_ts", fmt.Sprintf("isfinite(%s) AND %s >= '4713-01-01 00:00:00 BC'", col, col)
 	case TimestampTZ:
 		return "rsemu_tstz", fmt.Sprintf("isfinite(%s) AND %s >= '4713-01-01 00:00:00+00 BC'", col, col)
+	case Super:
+		return "rsemu_super", fmt.Sprintf("octet_length(%s::text) <= %d", col, MaxSuperBytes)
+	case Varbyte:
+		return fmt.Sprintf("rsemu_vb%d", t.Length), fmt.Sprintf("octet_length(%s) <= %d", col, t.Length)
 	}
 	return "", ""
 }
@@ -145,8 +162,10 @@ func ConstraintType(name string) (Type, bool) {
 		return Type{Class: Timestamp}, true
 	case "tstz":
 		return Type{Class: TimestampTZ}, true
+	case "super":
+		return Type{Class: Super}, true
 	}
-	for prefix, class := range map[string]TypeClass{"vc": Varchar, "ch": Char} {
+	for prefix, class := range map[string]TypeClass{"vc": Varchar, "ch": Char, "vb": Varbyte} {
 		if n, ok := strings.CutPrefix(kind, prefix); ok {
 			if l, err := strconv.Atoi(n); err == nil {
 				return Type{Class: class, Length: l}, true
@@ -200,6 +219,10 @@ func (t Type) String() string {
 		return "time without time zone"
 	case TimeTZ:
 		return "time with time zone"
+	case Super:
+		return "super"
+	case Varbyte:
+		return fmt.Sprintf("varbyte(%d)", t.Length)
 	}
 	return "unknown"
 }
@@ -295,6 +318,23 @@ func parseType(s stmt, i int, col string) (Type, int, error) {
 		return noArgs(Type{Class: Time})
 	case "timetz", "time with time zone":
 		return noArgs(Type{Class: TimeTZ})
+	case "super":
+		return noArgs(Type{Class: Super})
+	case "varbyte", "varbinary", "binary varying":
+		t := Type{Class: Varbyte, Length: DefaultVarbyte}
+		if len(args) > 1 {
+			return Type{}, 0, unsupported
+		}
+		if len(args) == 1 {
+			var err error
+			if t.Length, err = intArg(0); err != nil {
+				return Type{}, 0, err
+			}
+		}
+		if t.Length < 1 || t.Length > MaxVarbyte {
+			return Type{}, 0, rserr.New(rserr.InvalidParameter, "length for type varbyte cannot exceed %d", MaxVarbyte)
+		}
+		return t, i, nil
 	case "numeric", "decimal":
 		t := Type{Class: Numeric, Precision: 18, Scale: 0}
 		if len(args) > 2 {
@@ -392,6 +432,7 @@ func translateCreate(s stmt, opt Options) (Stmt, error) {
 	}
 	var b strings.Builder
 	b.WriteString(s.text(0, nameEnd))
+	create := &CreateTable{Table: s.text(head, nameEnd)}
 	j := nameEnd
 	if s.punct(j, "(") {
 		end := s.closing(j)
@@ -400,7 +441,7 @@ func translateCreate(s stmt, opt Options) (Stmt, error) {
 		}
 		var elems []string
 		for n, r := range s.splitCommas(j+1, end) {
-			e, err := tableElement(s, r[0], r[1], opt.Suffix, n)
+			e, err := tableElement(s, r[0], r[1], opt.Suffix, n, create)
 			if err != nil {
 				return Stmt{}, err
 			}
@@ -411,7 +452,7 @@ func translateCreate(s stmt, opt Options) (Stmt, error) {
 		b.WriteString(" (" + strings.Join(elems, ", ") + ")")
 		j = end + 1
 	}
-	j, err := skipTableAttributes(s, j)
+	j, err := parseTableAttributes(s, j, create)
 	if err != nil {
 		return Stmt{}, err
 	}
@@ -420,82 +461,60 @@ func translateCreate(s stmt, opt Options) (Stmt, error) {
 			return Stmt{}, rserr.Syntax(s.tok(j).Text)
 		}
 		b.WriteString(" " + s.text(j, len(s.sig)))
+		return Stmt{Kind: Passthrough, SQL: b.String()}, nil // CREATE TABLE … AS: attributes not recorded
 	}
-	return Stmt{Kind: Passthrough, SQL: b.String()}, nil
-}
-
-// skipTableAttributes skips Redshift's table attributes (no Postgres
-// equivalent; they only steer storage) and returns the index after them.
-func skipTableAttributes(s stmt, j int) (int, error) {
-	for j < len(s.sig) {
-		switch {
-		case s.is(j, "diststyle"):
-			if !(s.is(j+1, "auto") || s.is(j+1, "even") || s.is(j+1, "key") || s.is(j+1, "all")) {
-				return 0, rserr.Syntax(s.tok(j + 1).Text)
-			}
-			j += 2
-		case s.is(j, "distkey"), s.is(j, "sortkey"):
-			if s.is(j, "sortkey") && s.is(j+1, "auto") {
-				j += 2
-				continue
-			}
-			if !s.punct(j+1, "(") {
-				return 0, rserr.Syntax(s.tok(j + 1).Text)
-			}
-			j = s.closing(j+1) + 1
-			if j == 0 {
-				return 0, rserr.Syntax("(")
-			}
-		case s.is(j, "compound"), s.is(j, "interleaved"):
-			if !s.is(j+1, "sortkey") {
-				return 0, rserr.Syntax(s.tok(j + 1).Text)
-			}
-			j++
-		case s.is(j, "encode") && s.is(j+1, "auto"):
-			j += 2
-		case s.is(j, "backup") && (s.is(j+1, "yes") || s.is(j+1, "no")):
-			j += 2
-		default:
-			return j, nil
-		}
+	if err := create.resolve(); err != nil {
+		return Stmt{}, err
 	}
-	return j, nil
+	return Stmt{Kind: Create, SQL: b.String(), Create: create}, nil
 }
 
 // tableElement translates one element of a CREATE TABLE list: a column,
 // LIKE, or a table constraint ("" when dropped).
-func tableElement(s stmt, a, b int, suffix string, n int) (string, error) {
+func tableElement(s stmt, a, b int, suffix string, n int, create *CreateTable) (string, error) {
 	switch {
 	case a >= b:
 		return "", rserr.Syntax(s.tok(a).Text)
 	case s.is(a, "like"):
 		// the copy keeps the emulator's value-rule constraints
+		if end := s.nameEnd(a + 1); end > a+1 {
+			create.Like = s.text(a+1, end)
+		}
 		return s.text(a, b) + " INCLUDING CONSTRAINTS", nil
 	case s.is(a, "primary"), s.is(a, "unique"), s.is(a, "foreign"):
-		return "", nil // Redshift does not enforce these
+		// Redshift does not enforce these; the ALTER rules need them
+		create.Constrained = append(create.Constrained, constraintColumns(s, a, b)...)
+		return "", nil
 	case s.is(a, "constraint"):
 		if s.is(a+2, "check") {
 			return "", rserr.New(rserr.FeatureNotSupported, "CHECK constraints are not supported")
 		}
+		create.Constrained = append(create.Constrained, constraintColumns(s, a, b)...)
 		return "", nil
 	case s.is(a, "check"):
 		return "", rserr.New(rserr.FeatureNotSupported, "CHECK constraints are not supported")
 	}
-	return columnDef(s, a, b, suffix, n)
+	def, attrs, err := columnDef(s, a, b, suffix, n)
+	if err != nil {
+		return "", err
+	}
+	create.Columns = append(create.Columns, attrs)
+	return def, nil
 }
 
 // columnDef translates "name type [constraints]" in significant range
 // [a, b); the value-rule constraint is named with suffix and n.
-func columnDef(s stmt, a, b int, suffix string, n int) (string, error) {
+func columnDef(s stmt, a, b int, suffix string, n int) (string, ColumnAttrs, error) {
 	nameTok := s.tok(a)
 	if nameTok.Kind != sqltok.Ident && nameTok.Kind != sqltok.QuotedIdent {
-		return "", rserr.Syntax(nameTok.Text)
+		return "", ColumnAttrs{}, rserr.Syntax(nameTok.Text)
 	}
 	col := nameTok.IdentValue()
 	typ, j, err := parseType(stmt{toks: s.toks, sig: s.sig[:b]}, a+1, col)
 	if err != nil {
-		return "", err
+		return "", ColumnAttrs{}, err
 	}
+	attrs := ColumnAttrs{Name: col, Type: typ}
 	parts := []string{nameTok.Text, typ.Postgres()}
 	for j < b {
 		switch {
@@ -521,12 +540,26 @@ func columnDef(s stmt, a, b int, suffix string, n int) (string, error) {
 			parts = append(parts, s.text(j, k))
 			j = k
 		case s.is(j, "primary") && s.is(j+1, "key"):
+			attrs.Constrained = true
 			j += 2
-		case s.is(j, "unique"), s.is(j, "distkey"), s.is(j, "sortkey"):
+		case s.is(j, "unique"):
+			attrs.Constrained = true
 			j++
-		case s.is(j, "encode"), s.is(j, "collate"):
+		case s.is(j, "distkey"):
+			attrs.DistKey = true
+			j++
+		case s.is(j, "sortkey"):
+			attrs.SortKey = true
+			j++
+		case s.is(j, "encode"):
+			if attrs.Encode, err = parseEncode(s, j+1, col); err != nil {
+				return "", ColumnAttrs{}, err
+			}
+			j += 2
+		case s.is(j, "collate"):
 			j += 2
 		case s.is(j, "references"):
+			attrs.Constrained = true
 			j += 2
 			for j < b && s.punct(j, ".") {
 				j += 2
@@ -540,7 +573,7 @@ func columnDef(s stmt, a, b int, suffix string, n int) (string, error) {
 			end := s.closing(j + 1)
 			r := s.splitCommas(j+2, end)
 			if len(r) != 2 {
-				return "", rserr.Syntax(s.tok(j + 1).Text)
+				return "", ColumnAttrs{}, rserr.Syntax(s.tok(j + 1).Text)
 			}
 			seed, step := s.text(r[0][0], r[0][1]), s.text(r[1][0], r[1][1])
 			minValue := ""
@@ -550,13 +583,13 @@ func columnDef(s stmt, a, b int, suffix string, n int) (string, error) {
 			parts = append(parts, fmt.Sprintf("GENERATED BY DEFAULT AS IDENTITY (START WITH %s INCREMENT BY %s%s)", seed, step, minValue))
 			j = end + 1
 		default:
-			return "", rserr.Syntax(s.tok(j).Text)
+			return "", ColumnAttrs{}, rserr.Syntax(s.tok(j).Text)
 		}
 	}
 	if c := checkClause(typ, nameTok.Text, suffix, n); c != "" {
 		parts = append(parts, c)
 	}
-	return strings.Join(parts, " "), nil
+	return strings.Join(parts, " "), attrs, nil
 }
 
 func constraintStart(s stmt, k int) bool {
@@ -574,6 +607,17 @@ func constraintStart(s stmt, k int) bool {
 func translateAlter(s stmt, opt Options) (Stmt, error) {
 	if s.is(1, "sequence") || s.is(1, "index") || s.is(1, "type") || s.is(1, "domain") {
 		return Stmt{}, rserr.Syntax(s.tok(1).Text)
+	}
+	if s.is(1, "database") && s.is(3, "isolation") {
+		// ALTER DATABASE name ISOLATION LEVEL { SNAPSHOT | SERIALIZABLE }
+		if !s.is(4, "level") {
+			return Stmt{}, rserr.Syntax(s.tok(4).Text)
+		}
+		level := strings.ToLower(s.tok(5).Text)
+		if (level != Snapshot && level != Serializable) || len(s.sig) != 6 {
+			return Stmt{}, rserr.Syntax(s.tok(5).Text)
+		}
+		return Stmt{Kind: SetIsolation, Setting: s.tok(2).IdentValue(), Isolation: level}, nil
 	}
 	if !s.is(1, "table") {
 		return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}, nil
@@ -605,13 +649,24 @@ func translateAlter(s stmt, opt Options) (Stmt, error) {
 		if s.is(c, "if") {
 			return Stmt{}, rserr.Syntax(s.tok(c).Text)
 		}
-		def, err := columnDef(s, c, len(s.sig), opt.Suffix, 0)
+		def, _, err := columnDef(s, c, len(s.sig), opt.Suffix, 0)
 		if err != nil {
 			return Stmt{}, err
 		}
 		return Stmt{Kind: Passthrough, SQL: s.text(0, c) + " " + def}, nil
 	case s.is(action, "add"):
-		return Stmt{Kind: NoOp, Tag: "ALTER TABLE"}, nil // unenforced constraints
+		// unenforced constraints, recorded for the ALTER rules
+		if cols := constraintColumns(s, action+1, len(s.sig)); len(cols) > 0 {
+			return Stmt{Kind: AddConstraint, Constraint: &Constraint{Table: table, Columns: cols}}, nil
+		}
+		return Stmt{Kind: NoOp, Tag: "ALTER TABLE"}, nil
+	case s.is(action, "drop") && !s.is(action+1, "constraint"):
+		c := action + 1
+		if s.is(c, "column") {
+			c++
+		}
+		return Stmt{Kind: DropColumn, SQL: s.text(0, len(s.sig)),
+			Alter: &AlterColumn{Table: table, Column: s.tok(c).IdentValue(), ColumnSQL: s.tok(c).Text}}, nil
 	case s.is(action, "alter"):
 		c := action + 1
 		if s.is(c, "column") {

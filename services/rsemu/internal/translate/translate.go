@@ -11,9 +11,14 @@
 //   - CREATE TABLE / ALTER TABLE ADD COLUMN: Redshift types only, each
 //     column with a named CHECK constraint that enforces Redshift's value
 //     rule (VARCHAR/CHAR lengths in bytes, date and timestamp ranges; see
-//     Type.Check); Redshift's
-//     table attributes (DISTSTYLE, DISTKEY, SORTKEY, ENCODE, BACKUP) and
-//     unenforced constraints (PRIMARY KEY, UNIQUE, REFERENCES) are dropped.
+//     Type.Check); Redshift's table attributes (DISTSTYLE, DISTKEY,
+//     SORTKEY, ENCODE) come back as a CreateTable for the server's catalog,
+//     BACKUP and unenforced constraints (PRIMARY KEY, UNIQUE, REFERENCES)
+//     are dropped from the SQL; the columns of the last three are recorded
+//     (CreateTable.Constrained, AddConstraint) for the ALTER rules.
+//   - writes name the table they write (Stmt.WriteTable) for the server's
+//     table write lock; LOCK, ALTER DATABASE … ISOLATION LEVEL and DROP
+//     COLUMN are kinds of their own.
 //   - statements and clauses Redshift lacks are rejected.
 //   - COPY, TRUNCATE, ALTER COLUMN TYPE and the session settings the server
 //     emulates itself come back as their own kinds.
@@ -61,6 +66,17 @@ const (
 	SetCaseSensitive             // set the session's enable_case_sensitive_identifier to Stmt.Value
 	Show                         // answer SHOW Stmt.Setting with the session's value
 	NoOp                         // accepted and ignored; answer with Stmt.Tag
+	Lock                         // run SQL (LOCK … IN ACCESS EXCLUSIVE MODE) inside a transaction block
+	SetIsolation                 // ALTER DATABASE Stmt.Setting ISOLATION LEVEL Stmt.Isolation
+	Create                       // CREATE TABLE: run SQL, then record Stmt.Create (CatalogSQL)
+	DropColumn                   // check Stmt.Alter against the catalog's rules, then run SQL
+	AddConstraint                // record Stmt.Constraint in the catalog (not enforced)
+)
+
+// Isolation levels of ALTER DATABASE … ISOLATION LEVEL.
+const (
+	Snapshot     = "snapshot"
+	Serializable = "serializable"
 )
 
 // Stmt is one translated statement.
@@ -71,10 +87,29 @@ type Stmt struct {
 	// server must publish the session's count first.
 	LastCopyCount bool
 	Copy          *CopyStmt
-	Alter         *AlterColumn
-	Value         bool   // SetCaseSensitive
-	Setting       string // Show
-	Tag           string // NoOp command tag
+	Alter         *AlterColumn // AlterColumnType, DropColumn
+	Create        *CreateTable
+	Constraint    *Constraint // AddConstraint
+	Value         bool        // SetCaseSensitive
+	Setting       string      // Show; SetIsolation: the database
+	Isolation     string      // SetIsolation: Snapshot or Serializable
+	Tag           string      // NoOp command tag
+	// WriteTable is the table the statement writes (INSERT, UPDATE,
+	// DELETE, MERGE, COPY), as rendered: the server takes Redshift's
+	// table write lock on it first, held until commit.
+	WriteTable string
+}
+
+// NeedsBlock reports a statement that runs inside a transaction block,
+// opened for it when the session has none: a write (its table lock lasts
+// until commit) or LOCK.
+func (st Stmt) NeedsBlock() bool { return st.WriteTable != "" || st.Kind == Lock || st.Kind == Create }
+
+// WriteLockSQL takes Redshift's table write lock on table: writers queue,
+// readers do not wait. A lock taken before the transaction's first query
+// leaves its snapshot to begin after the wait, as on Redshift.
+func WriteLockSQL(table string) string {
+	return "LOCK TABLE " + table + " IN SHARE ROW EXCLUSIVE MODE"
 }
 
 // AlterColumn is ALTER TABLE … ALTER COLUMN … TYPE VARCHAR(n).
@@ -85,8 +120,16 @@ type AlterColumn struct {
 	NewType   Type
 }
 
-// Split tokenizes sql and splits it into statements.
+// MaxStatementBytes is the largest SQL statement (query string) Redshift
+// takes: 16 MB.
+const MaxStatementBytes = 16 << 20
+
+// Split tokenizes sql and splits it into statements. A query string over
+// MaxStatementBytes is Redshift's "Statement is too large" (54000).
 func Split(sql string) ([][]sqltok.Token, error) {
+	if len(sql) > MaxStatementBytes {
+		return nil, rserr.New(rserr.ProgramLimitExceeded, "Statement is too large. Statement Size: %d bytes. Maximum Allowed: %d bytes", len(sql), MaxStatementBytes)
+	}
 	toks, err := sqltok.Tokenize(sql)
 	if err != nil {
 		return nil, rserr.New(rserr.SyntaxError, "%s", err.Error())
@@ -121,21 +164,91 @@ func Translate(toks []sqltok.Token, opt Options) (Stmt, error) {
 	case s.is(0, "set"), s.is(0, "reset"):
 		out, err = translateSet(s)
 	case s.is(0, "show"):
-		out = translateShow(s)
+		out, err = translateShow(s)
 	case s.is(0, "merge"):
 		out, err = translateMerge(s)
 	case s.is(0, "unload"):
 		err = rserr.New(rserr.FeatureNotSupported, "UNLOAD is not supported by the Redshift emulator")
 	case s.is(0, "vacuum"):
 		out = Stmt{Kind: NoOp, Tag: "VACUUM"}
+	case s.is(0, "lock"):
+		out, err = translateLock(s)
 	default:
-		out = Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}
+		out = Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig)), WriteTable: writeTarget(s)}
 	}
 	if err != nil {
 		return Stmt{}, err
 	}
 	out.LastCopyCount = lastCopy
+	if out.Kind == Copy {
+		out.WriteTable = out.Copy.Table
+	}
 	return out, nil
+}
+
+// nameEnd returns the index after the (possibly qualified) name that
+// starts at significant token i, i itself when there is none.
+func (s stmt) nameEnd(i int) int {
+	j := i
+	for {
+		t := s.tok(j)
+		if t.Kind != sqltok.Ident && t.Kind != sqltok.QuotedIdent {
+			return j
+		}
+		j++
+		if !s.punct(j, ".") {
+			return j
+		}
+		j++
+	}
+}
+
+// writeTarget is the table a DML statement writes, "" for other
+// statements (and for WITH … INSERT, which the emulator does not lock).
+func writeTarget(s stmt) string {
+	i := -1
+	switch {
+	case s.is(0, "insert") && s.is(1, "into"), s.is(0, "delete") && s.is(1, "from"), s.is(0, "merge") && s.is(1, "into"):
+		i = 2
+	case s.is(0, "update"):
+		i = 1
+	}
+	if i < 0 {
+		return ""
+	}
+	if s.is(i, "only") {
+		i++
+	}
+	if end := s.nameEnd(i); end > i {
+		return s.text(i, end)
+	}
+	return ""
+}
+
+// translateLock accepts Redshift's LOCK [TABLE] name [, ...]: an ACCESS
+// EXCLUSIVE lock on each table until the transaction ends.
+func translateLock(s stmt) (Stmt, error) {
+	i := 1
+	if s.is(i, "table") {
+		i++
+	}
+	var names []string
+	for {
+		end := s.nameEnd(i)
+		if end == i {
+			return Stmt{}, rserr.Syntax(s.tok(i).Text)
+		}
+		names = append(names, s.text(i, end))
+		i = end
+		if !s.punct(i, ",") {
+			break
+		}
+		i++
+	}
+	if i < len(s.sig) {
+		return Stmt{}, rserr.Syntax(s.tok(i).Text)
+	}
+	return Stmt{Kind: Lock, SQL: "LOCK TABLE " + strings.Join(names, ", ") + " IN ACCESS EXCLUSIVE MODE"}, nil
 }
 
 // stmt is a statement's tokens with an index of its significant ones.
@@ -263,10 +376,13 @@ func rewriteIdents(toks []sqltok.Token, opt Options) ([]sqltok.Token, error) {
 			qualified := prevSig >= 0 && out[prevSig].IsPunct(".")
 			next := nextSig(out, i)
 			switch {
-			case !qualified && t.Kind == sqltok.Ident && v == "pg_last_copy_count" && next >= 0 && out[next].IsPunct("("):
-				out[i].Text = Schema + ".pg_last_copy_count"
-			case !qualified && t.Kind == sqltok.Ident && v == "stl_load_errors":
-				out[i].Text = Schema + ".stl_load_errors"
+			case !qualified && t.Kind == sqltok.Ident && emulatedFuncs[v] && next >= 0 && out[next].IsPunct("("):
+				out[i].Text = Schema + "." + v
+			case !qualified && t.Kind == sqltok.Ident && (v == "stl_load_errors" || v == "pg_table_def" || v == "svv_table_info"):
+				out[i].Text = Schema + "." + v
+			case t.Kind == sqltok.Ident && v == "notnull" && prevSig >= 0 && (out[prevSig].IsPunct(",") || out[prevSig].IsPunct(".") || out[prevSig].IsPunct("(") || out[prevSig].Is("select")):
+				// pg_table_def's column: a keyword (postfix NOTNULL) in Postgres
+				out[i].Text = QuoteIdent(v)
 			case len(v) > pgMaxIdentBytes:
 				out[i] = sqltok.Token{Kind: sqltok.QuotedIdent, Text: QuoteIdent(PgName(v)), Pos: t.Pos}
 			case t.Kind == sqltok.QuotedIdent:
@@ -279,6 +395,10 @@ func rewriteIdents(toks []sqltok.Token, opt Options) ([]sqltok.Token, error) {
 	}
 	return out, nil
 }
+
+// emulatedFuncs are Redshift functions the emulator defines in schema
+// rsemu of the backing database.
+var emulatedFuncs = map[string]bool{"pg_last_copy_count": true, "json_parse": true, "from_hex": true, "strtol": true, "from_varbyte": true}
 
 func nextSig(toks []sqltok.Token, i int) int {
 	for j := i + 1; j < len(toks); j++ {
@@ -331,6 +451,8 @@ func translateSet(s stmt) (Stmt, error) {
 	}
 	name := strings.ToLower(s.tok(i).IdentValue())
 	switch name {
+	case "standard_conforming_strings":
+		return Stmt{}, unrecognizedParameter(name)
 	case "enable_case_sensitive_identifier":
 		if s.is(0, "reset") {
 			return Stmt{Kind: SetCaseSensitive, Value: false}, nil
@@ -360,12 +482,19 @@ func translateSet(s stmt) (Stmt, error) {
 	return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}, nil
 }
 
-func translateShow(s stmt) Stmt {
+// unrecognizedParameter is Redshift's error for a setting it lacks.
+func unrecognizedParameter(name string) error {
+	return rserr.New(rserr.UndefinedObject, "unrecognized configuration parameter %q", name)
+}
+
+func translateShow(s stmt) (Stmt, error) {
 	switch name := strings.ToLower(s.tok(1).IdentValue()); name {
-	case "enable_case_sensitive_identifier", "server_version":
-		return Stmt{Kind: Show, Setting: name}
+	case "enable_case_sensitive_identifier", "server_version", "client_encoding", "server_encoding":
+		return Stmt{Kind: Show, Setting: name}, nil
+	case "standard_conforming_strings":
+		return Stmt{}, unrecognizedParameter(name)
 	}
-	return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}
+	return Stmt{Kind: Passthrough, SQL: s.text(0, len(s.sig))}, nil
 }
 
 // translateMerge accepts Redshift's MERGE form only:

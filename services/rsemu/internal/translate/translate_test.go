@@ -41,7 +41,6 @@ func TestTranslatePassthrough(t *testing.T) {
 		{"delete using", `DELETE FROM "S"."T" USING "tmp" WHERE "S"."T"."Id" = "tmp"."k0"`, `DELETE FROM "S"."T" USING "tmp" WHERE "S"."T"."Id" = "tmp"."k0"`, Options{CaseSensitive: true}},
 		{"update from", `UPDATE t SET a = tmp.c0 FROM tmp WHERE t.id = tmp.k0`, `UPDATE t SET a = tmp.c0 FROM tmp WHERE t.id = tmp.k0`, Options{}},
 		{"insert select", `INSERT INTO t (a, b) SELECT c0, c1 FROM tmp`, `INSERT INTO t (a, b) SELECT c0, c1 FROM tmp`, Options{}},
-		{"create temp like", `CREATE TEMP TABLE x (LIKE t)`, `CREATE TEMP TABLE x (LIKE t INCLUDING CONSTRAINTS)`, Options{}},
 		{"create schema", `CREATE SCHEMA IF NOT EXISTS "S"`, `CREATE SCHEMA IF NOT EXISTS "s"`, Options{}},
 		{"begin", "BEGIN", "BEGIN", Options{}},
 		{"merge", `MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v)`,
@@ -211,8 +210,27 @@ func TestTranslateSpecialKinds(t *testing.T) {
 		{"SET query_group TO 'etl'", Stmt{Kind: NoOp, Tag: "SET"}},
 		{"SET search_path TO public", Stmt{Kind: Passthrough, SQL: "SET search_path TO public"}},
 		{"VACUUM t", Stmt{Kind: NoOp, Tag: "VACUUM"}},
-		{"ALTER TABLE t ADD PRIMARY KEY (id)", Stmt{Kind: NoOp, Tag: "ALTER TABLE"}},
-		{"ALTER TABLE t DROP COLUMN a", Stmt{Kind: Passthrough, SQL: "ALTER TABLE t DROP COLUMN a"}},
+		{"ALTER TABLE t ADD PRIMARY KEY (id)", Stmt{Kind: AddConstraint, Constraint: &Constraint{Table: "t", Columns: []string{"id"}}}},
+		{`ALTER TABLE t ADD CONSTRAINT u UNIQUE ("A", b)`, Stmt{Kind: AddConstraint, Constraint: &Constraint{Table: "t", Columns: []string{"a", "b"}}}},
+		{"ALTER TABLE t ADD FOREIGN KEY (x) REFERENCES o (id)", Stmt{Kind: AddConstraint, Constraint: &Constraint{Table: "t", Columns: []string{"x"}}}},
+		{"ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)", Stmt{Kind: NoOp, Tag: "ALTER TABLE"}},
+		{"CREATE TABLE t (a INT PRIMARY KEY, b INT REFERENCES o, c INT UNIQUE, d INT, CONSTRAINT pk PRIMARY KEY (d), FOREIGN KEY (c) REFERENCES o (x))",
+			Stmt{Kind: Create, SQL: "CREATE TABLE t (a integer, b integer, c integer, d integer)",
+				Create: &CreateTable{Table: "t", DistStyle: DistAuto, Constrained: []string{"d", "c"},
+					Columns: []ColumnAttrs{{Name: "a", Type: Type{Class: Integer}, Constrained: true}, {Name: "b", Type: Type{Class: Integer}, Constrained: true},
+						{Name: "c", Type: Type{Class: Integer}, Constrained: true}, {Name: "d", Type: Type{Class: Integer}}}}}},
+		{"ALTER TABLE t DROP COLUMN a", Stmt{Kind: DropColumn, SQL: "ALTER TABLE t DROP COLUMN a", Alter: &AlterColumn{Table: "t", Column: "a", ColumnSQL: "a"}}},
+		{"CREATE TEMP TABLE x (LIKE t)", Stmt{Kind: Create, SQL: "CREATE TEMP TABLE x (LIKE t INCLUDING CONSTRAINTS)",
+			Create: &CreateTable{Table: "x", Like: "t"}}},
+		{"CREATE TABLE t (a INT ENCODE zstd, b DATE DISTKEY) COMPOUND SORTKEY (b, a)", Stmt{Kind: Create, SQL: "CREATE TABLE t (a integer, b date CONSTRAINT \"rsemu_date_1\" CHECK (b BETWEEN '4713-01-01 BC' AND '294276-12-31'))",
+			Create: &CreateTable{Table: "t", DistStyle: DistKey, DistKey: "b", SortKind: SortCompound, SortKeys: []string{"b", "a"},
+				Columns: []ColumnAttrs{{Name: "a", Type: Type{Class: Integer}, Encode: "zstd"}, {Name: "b", Type: Type{Class: Date}, DistKey: true}}}}},
+		{"LOCK a, s.b", Stmt{Kind: Lock, SQL: "LOCK TABLE a, s.b IN ACCESS EXCLUSIVE MODE"}},
+		{"LOCK TABLE a", Stmt{Kind: Lock, SQL: "LOCK TABLE a IN ACCESS EXCLUSIVE MODE"}},
+		{"ALTER DATABASE dev ISOLATION LEVEL SNAPSHOT", Stmt{Kind: SetIsolation, Setting: "dev", Isolation: Snapshot}},
+		{`UPDATE ONLY "S"."T" x SET a = 1`, Stmt{Kind: Passthrough, SQL: `UPDATE ONLY "s"."t" x SET a = 1`, WriteTable: `"s"."t"`}},
+		{"INSERT INTO t SELECT 1", Stmt{Kind: Passthrough, SQL: "INSERT INTO t SELECT 1", WriteTable: "t"}},
+		{"DELETE FROM s.t USING u WHERE s.t.a = u.a", Stmt{Kind: Passthrough, SQL: "DELETE FROM s.t USING u WHERE s.t.a = u.a", WriteTable: "s.t"}},
 		{"ALTER TABLE t RENAME COLUMN a TO b", Stmt{Kind: Passthrough, SQL: "ALTER TABLE t RENAME COLUMN a TO b"}},
 	}
 	for _, c := range cases {
@@ -303,5 +321,43 @@ func TestPgName(t *testing.T) {
 	n := PgName(long)
 	if len(n) > 63 || PgName(long) != n || PgName(long+"x") == n {
 		t.Fatalf("PgName(%q) = %q", long, n)
+	}
+}
+
+func TestCatalogSQL(t *testing.T) {
+	rel := `SELECT c.oid FROM pg_class c WHERE c.oid = 't'::regclass AND c.xmin = pg_current_xact_id()::xid`
+	c := &CreateTable{Table: "t", DistStyle: DistKey, DistKey: "k", SortKind: SortCompound, SortKeys: []string{"d"},
+		Columns:     []ColumnAttrs{{Name: "k", Type: Type{Class: Varchar, Length: 5}, Constrained: true}, {Name: "d", Type: Type{Class: Date}}, {Name: "n", Type: Type{Class: Integer}, Encode: "zstd"}},
+		Constrained: []string{"d"}}
+	want := []string{
+		"DELETE FROM rsemu.table_attrs WHERE relid IN (" + rel + ")",
+		"DELETE FROM rsemu.column_attrs WHERE relid IN (" + rel + ")",
+		"DELETE FROM rsemu.column_constraints WHERE relid IN (" + rel + ")",
+		"INSERT INTO rsemu.table_attrs SELECT n.oid, 'key', 'compound' FROM (" + rel + ") n",
+		"INSERT INTO rsemu.column_attrs SELECT n.oid, a.attnum, v.encoding, v.distkey, v.sortkey FROM (" + rel + ") n\n" +
+			"JOIN pg_attribute a ON a.attrelid = n.oid JOIN (VALUES ('k', 'lzo', true, 0), ('d', 'none', false, 1), ('n', 'zstd', false, 0)) v (name, encoding, distkey, sortkey) ON a.attname = v.name",
+		"INSERT INTO rsemu.column_constraints SELECT a.attrelid, a.attnum FROM pg_attribute a WHERE a.attrelid IN (" + rel + ") AND a.attname IN ('k', 'd') AND NOT a.attisdropped",
+	}
+	if got := c.CatalogSQL(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("CatalogSQL:\n got %q\nwant %q", got, want)
+	}
+	like := (&CreateTable{Table: "t", Like: `"s"."p"`}).CatalogSQL()
+	wantLike := []string{
+		want[0], want[1], want[2],
+		"INSERT INTO rsemu.table_attrs SELECT n.oid, p.diststyle, p.sortkind FROM (" + rel + `) n, rsemu.table_attrs p WHERE p.relid = '"s"."p"'::regclass`,
+		"INSERT INTO rsemu.column_attrs SELECT n.oid, a.attnum, p.encoding, p.distkey, p.sortkey FROM (" + rel + ") n\n" +
+			"JOIN pg_attribute a ON a.attrelid = n.oid AND a.attnum > 0 AND NOT a.attisdropped\n" +
+			`JOIN pg_attribute pa ON pa.attrelid = '"s"."p"'::regclass AND pa.attname = a.attname AND NOT pa.attisdropped` + "\n" +
+			"JOIN rsemu.column_attrs p ON p.relid = pa.attrelid AND p.attnum = pa.attnum",
+	}
+	if !reflect.DeepEqual(like, wantLike) {
+		t.Fatalf("CatalogSQL of LIKE:\n got %q\nwant %q", like, wantLike)
+	}
+	if got, want := (&Constraint{Table: `"s"."t"`, Columns: []string{"a", "it's"}}).CatalogSQL(),
+		`INSERT INTO rsemu.column_constraints SELECT a.attrelid, a.attnum FROM pg_attribute a WHERE a.attrelid IN (SELECT '"s"."t"'::regclass::oid) AND a.attname IN ('a', 'it''s') AND NOT a.attisdropped`; got != want {
+		t.Fatalf("Constraint.CatalogSQL = %q, want %q", got, want)
+	}
+	if got, want := WriteLockSQL(`"s"."t"`), `LOCK TABLE "s"."t" IN SHARE ROW EXCLUSIVE MODE`; got != want {
+		t.Fatalf("WriteLockSQL = %q, want %q", got, want)
 	}
 }

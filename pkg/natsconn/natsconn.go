@@ -1,0 +1,39 @@
+// Package natsconn holds what redms-capture and redms-loader both do with
+// their NATS connection on a cluster: tell an unanswered request from an
+// answered error, and move to another server when the one they are on has
+// been cut off from the cluster (docs/DESIGN.md §9). A node cut off keeps
+// its clients' TCP connections open but reaches no stream or consumer
+// leader, so a client that waits on it waits for the network.
+package natsconn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Unanswered reports whether err says JetStream did not answer (no
+// responders, a request or PubAck timeout), rather than answered with an
+// error (a full stream, a wrong sequence, a missing key).
+func Unanswered(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// MoveServer reconnects nc to another of its servers (those configured and
+// those the cluster announced) after err, an unanswered request: the
+// server it is on may be cut off. It does nothing while nc is not
+// connected (the client is reconnecting already) or knows one server only.
+func MoveServer(nc *nats.Conn, log *slog.Logger, err error) {
+	if nc == nil || !nc.IsConnected() || len(nc.Servers()) < 2 {
+		return
+	}
+	log.Warn("JetStream does not answer through this server: reconnecting to another", "url", nc.ConnectedUrl(), "err", err)
+	if err := nc.ForceReconnect(); err != nil {
+		log.Warn("reconnect to another server", "err", err)
+	}
+}
