@@ -201,7 +201,8 @@ func runE2E(t *testing.T, r run) {
 	overlapAt := start.Add(duration * 4 / 10)
 	natsRestartAt := start.Add(duration / 2)
 	// cluster: node faults at 15, 30, 58 and 70 % (the last, a 10 s cut,
-	// ends before the workload does), the capture takeover at 45 %.
+	// ends about when the workload does, each fault delaying the next),
+	// the capture takeover at 45 %.
 	nodeFaultAt := []time.Time{start.Add(duration * 15 / 100), start.Add(duration * 3 / 10), start.Add(duration * 58 / 100), start.Add(duration * 7 / 10)}
 	takeoverAt := start.Add(duration * 45 / 100)
 	var fresh *freshness
@@ -295,9 +296,17 @@ loop:
 				s.cluster.Restart(t, node)
 				what += " stopped"
 			}
+			ended := time.Now()
 			ev.nodeFaults = append(ev.nodeFaults, fmt.Sprintf("%s (node %d)", what, node))
-			failovers = append(failovers, failover{what: "NATS " + ev.nodeFaults[len(ev.nodeFaults)-1], start: began, end: time.Now()})
-			t.Logf("REQUIRED EVENT: NATS %s for %s, then back", ev.nodeFaults[len(ev.nodeFaults)-1], time.Since(began).Round(100*time.Millisecond))
+			failovers = append(failovers, failover{what: "NATS " + ev.nodeFaults[len(ev.nodeFaults)-1], start: began, end: ended})
+			t.Logf("REQUIRED EVENT: NATS %s for %s, then back", ev.nodeFaults[len(ev.nodeFaults)-1], ended.Sub(began).Round(100*time.Millisecond))
+			if cut {
+				if err := s.cluster.WaitReady(ctx); err != nil {
+					t.Logf("after the heal: %v", err)
+				} else {
+					t.Logf("after the heal, a meta leader saw every node again within %s", time.Since(ended).Round(100*time.Millisecond))
+				}
+			}
 			continue
 		}
 		if r.cluster && ev.takeover == 0 && now.After(takeoverAt) {
@@ -323,7 +332,11 @@ loop:
 			ev.natsRestarted = true
 			continue
 		}
-		if r.chaos && now.After(nextKill) {
+		// No random kills while the lease overlap is due and not done: a
+		// killed owner spoils the attempt (seen at 45 s, where every
+		// attempt met a kill and the workload ended first).
+		overlapDue := r.overlap && !ev.overlap && now.After(overlapAt)
+		if r.chaos && now.After(nextKill) && !overlapDue {
 			p := s.loaders[rnd.IntN(len(s.loaders))]
 			p.kill(t)
 			ev.kills++
@@ -382,7 +395,16 @@ loop:
 	}
 	s.restartDead(t)
 	markerLSN := s.writeMarker(t, 1)
-	s.waitCaughtUp(t, slotInUse, markerLSN, 90*time.Second)
+	catchUp := 90 * time.Second
+	if r.cluster {
+		// The cut-off node comes back with a raft term raised by the
+		// elections it called alone: the cluster's leaders step down and
+		// are elected again, and JetStream answers nothing meanwhile. On a
+		// loaded 2-core machine that has taken up to 85 s after the last
+		// fault, which ends about when the workload does.
+		catchUp = 3 * time.Minute
+	}
+	s.waitCaughtUp(t, slotInUse, markerLSN, catchUp)
 
 	rep, err := verify.Compare(ctx, s.source, s.warehouse, verify.Options{Dialect: typemap.Dialect(r.dialect), MaxDiffs: 3})
 	if err != nil {

@@ -356,8 +356,12 @@ func (s *stack) backlog(ctx context.Context, slot, markerLSN string) (backlog, e
 	for ci := range lister.Info() {
 		consumed[ci.Config.FilterSubject] = true
 		if ci.NumPending > 0 || ci.NumAckPending > 0 {
-			b.consumers = append(b.consumers, fmt.Sprintf("%s pending=%d ack_pending=%d redelivered=%d",
-				ci.Name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered))
+			leader := ""
+			if ci.Cluster != nil {
+				leader = ci.Cluster.Leader
+			}
+			b.consumers = append(b.consumers, fmt.Sprintf("%s pending=%d ack_pending=%d redelivered=%d waiting=%d leader=%s stream_msgs=%d",
+				ci.Name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, leader, info.State.Subjects[ci.Config.FilterSubject]))
 		}
 	}
 	if err := lister.Err(); err != nil {
@@ -389,6 +393,7 @@ func (s *stack) waitCaughtUp(t testing.TB, slot, markerLSN string, timeout time.
 	t.Helper()
 	ctx := context.Background()
 	start := time.Now()
+	reported := start
 	var last backlog
 	var lastErr error
 	for time.Since(start) < timeout {
@@ -403,6 +408,11 @@ func (s *stack) waitCaughtUp(t testing.TB, slot, markerLSN string, timeout time.
 		if err == nil && b.done() {
 			t.Logf("caught up %.1fs after the workload: %s", time.Since(start).Seconds(), b)
 			return true
+		}
+		if time.Since(reported) >= 15*time.Second {
+			// A timeline for a slow catch-up (a cluster's recovery).
+			t.Logf("not caught up %.0fs after the workload: %s (error: %v)", time.Since(start).Seconds(), b, err)
+			reported = time.Now()
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

@@ -2,6 +2,7 @@ package natslocal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/redms/redms/pkg/testinfra/tcpproxy"
 )
@@ -209,6 +211,36 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 		srv := c.nodes[l].server()
 		return srv != nil && len(srv.JetStreamClusterPeers()) == running
 	})
+}
+
+// MoveStreamLeader asks stream's leader to step down in favour of node i
+// and waits until node i leads it.
+func (c *Cluster) MoveStreamLeader(ctx context.Context, stream string, i int) error {
+	if c.LeadsStream(i, stream) {
+		return nil
+	}
+	nc, err := nats.Connect(c.nodes[i].URL())
+	if err != nil {
+		return fmt.Errorf("connect to node %d: %w", i, err)
+	}
+	defer nc.Close()
+	req := fmt.Sprintf(`{"placement":{"preferred":"n%d"}}`, i)
+	resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, []byte(req))
+	if err != nil {
+		return fmt.Errorf("step down the leader of %s: %w", stream, err)
+	}
+	var r struct {
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return fmt.Errorf("step down the leader of %s: %w", stream, err)
+	}
+	if r.Error != nil {
+		return fmt.Errorf("step down the leader of %s: %s", stream, r.Error.Description)
+	}
+	return c.wait(ctx, fmt.Sprintf("node %d leading stream %s", i, stream), func() bool { return c.LeadsStream(i, stream) })
 }
 
 // WaitStreamLeader waits until stream has a leader and returns it.

@@ -818,20 +818,40 @@ func (r *Runner) reportEvery(ctx context.Context, cons jetstream.Consumer, lose 
 
 // report refreshes the backlog and lag gauges. missing is true when the
 // consumer is gone from the server; the backlog is then the table's
-// messages left in the stream. stalled is true when the consumer holds
-// messages, none delivered and un-acked, while the runner has waited for
-// them, with no window open, for stallAfter Idle periods (its reporter
-// acts on two such reports in a row).
+// messages left in the stream. stalled is true when the runner has waited
+// stallAfter Idle periods, with no window open, while the consumer holds
+// messages and delivers none, or has delivered messages the runner never
+// received; or has held changes that long while the consumer knows fewer
+// of the table's messages than the stream holds. Its reporter acts on two
+// such reports in a row.
 func (r *Runner) report(ctx context.Context, cons jetstream.Consumer) (missing, stalled bool) {
 	var backlog uint64
+	r.mu.Lock()
+	idle, holding := r.idleSince, r.holdingSince
+	r.mu.Unlock()
+	waited := func(since time.Time) bool { return !since.IsZero() && time.Since(since) > stallAfter*r.cfg.Idle }
+	// Holding changes for an earlier one, ask the stream (its leader) how
+	// many of the table's messages it has, before the consumer answers: a
+	// consumer whose leader is a replica still catching up on the stream
+	// (after a cut-off node rejoins) counts and delivers fewer, and the
+	// missing change would wait for that replica.
+	inStream, counted := uint64(0), false
+	if waited(holding) {
+		n, err := r.subjectMsgs(ctx)
+		inStream, counted = n, err == nil
+	}
 	info, err := cons.Info(ctx)
 	switch {
 	case err == nil:
 		backlog = info.NumPending + uint64(info.NumAckPending)
-		r.mu.Lock()
-		idle := r.idleSince
-		r.mu.Unlock()
-		stalled = info.NumPending > 0 && info.NumAckPending == 0 && !idle.IsZero() && time.Since(idle) > stallAfter*r.cfg.Idle
+		switch {
+		case waited(idle) && info.NumPending > 0 && info.NumAckPending == 0:
+			stalled = true // messages for it, none delivered
+		case waited(idle) && info.NumAckPending > 0:
+			stalled = true // delivered, never received (a pull lost in a failover): redelivered only after the ack wait
+		case counted && inStream > backlog:
+			stalled = true // the consumer is behind the stream
+		}
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 		missing = true
 		n, err := r.subjectMsgs(ctx)
