@@ -198,7 +198,8 @@ func runE2E(t *testing.T, r run) {
 	midApplyAt := start.Add(duration * 3 / 10)
 	replayAt := start.Add(duration / 2)
 	captureKillAt := start.Add(duration * 6 / 10)
-	overlapAt := start.Add(duration * 4 / 10)
+	overlapFrom := start.Add(duration * 4 / 10)
+	overlapAt := overlapFrom // the next attempt
 	natsRestartAt := start.Add(duration / 2)
 	// cluster: node faults at 15, 30, 58 and 70 % (the last, a 10 s cut,
 	// ends about when the workload does, each fault delaying the next),
@@ -335,7 +336,7 @@ loop:
 		// No random kills while the lease overlap is due and not done: a
 		// killed owner spoils the attempt (seen at 45 s, where every
 		// attempt met a kill and the workload ended first).
-		overlapDue := r.overlap && !ev.overlap && now.After(overlapAt)
+		overlapDue := r.overlap && !ev.overlap && now.After(overlapFrom)
 		if r.chaos && now.After(nextKill) && !overlapDue {
 			p := s.loaders[rnd.IntN(len(s.loaders))]
 			p.kill(t)

@@ -23,6 +23,7 @@ package consume
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -328,7 +329,55 @@ func (r *Runner) consumer(ctx context.Context, force bool) (jetstream.Consumer, 
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", r.t.Consumer, err)
 	}
+	r.followStreamLeader(ctx, c)
 	return c, nil
+}
+
+// followStreamLeader moves the consumer's leadership to the stream's
+// leader when another replica leads it. A node that rejoins after a
+// cut-off catches up on the stream for a while; a consumer it leads
+// meanwhile knows, and delivers, only the messages that node holds (seen:
+// tables stalled for a minute after the heal, their consumers led by the
+// rejoined node). The stream's leader holds every message. Best effort:
+// the reporter still recreates a consumer that falls behind.
+func (r *Runner) followStreamLeader(ctx context.Context, c jetstream.Consumer) {
+	ci := c.CachedInfo()
+	if ci.Cluster == nil || ci.Cluster.Leader == "" {
+		return // one server
+	}
+	st, err := r.deps.JS.Stream(ctx, r.cfg.Stream)
+	if err != nil {
+		return
+	}
+	si := st.CachedInfo()
+	if si.Cluster == nil || si.Cluster.Leader == "" || si.Cluster.Leader == ci.Cluster.Leader {
+		return
+	}
+	to := si.Cluster.Leader
+	req := fmt.Sprintf(`{"placement":{"preferred":%q}}`, to)
+	resp, err := r.deps.JS.Conn().RequestWithContext(ctx, "$JS.API.CONSUMER.LEADER.STEPDOWN."+r.cfg.Stream+"."+r.t.Consumer, []byte(req))
+	if err == nil {
+		var answer struct {
+			Error *jetstream.APIError `json:"error"`
+		}
+		if err = json.Unmarshal(resp.Data, &answer); err == nil && answer.Error != nil {
+			err = answer.Error
+		}
+	}
+	if err != nil {
+		r.log.Warn("move the consumer's leadership to the stream's leader", "consumer", r.t.Consumer, "from", ci.Cluster.Leader, "to", to, "err", err)
+		return
+	}
+	r.log.Info("consumer led by a replica other than the stream's leader: moved to the stream's leader", "consumer", r.t.Consumer, "from", ci.Cluster.Leader, "to", to)
+	// Pull once the new leader serves, so that no pull waits on the old.
+	for range 50 {
+		if info, err := c.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader == to {
+			return
+		}
+		if service.Sleep(ctx, 100*time.Millisecond) != nil {
+			return
+		}
+	}
 }
 
 func (r *Runner) deleteConsumer(ctx context.Context) error {
