@@ -57,12 +57,12 @@ func TestMovesOffCutOffNode(t *testing.T) {
 	}
 }
 
-// TestCatchesUpAfterLeaderNodeHeals cuts off, for 10 s, the node that
-// leads the stream and carries the loader, publishes through the rest of
-// the cluster during the cut-off and after the heal, and waits for every
-// change: a consumer placed on the healed node, still catching up on the
-// stream, must not hold the table back.
-func TestCatchesUpAfterLeaderNodeHeals(t *testing.T) {
+// TestConsumerFollowsStreamLeader: a runner that creates or takes a
+// table's consumer on a cluster moves the consumer's leadership to the
+// stream's leader. A node that rejoins after a cut-off catches up on the
+// stream for a while, and a consumer it leads delivers only what it holds
+// (the e2e cluster run saw tables stall for a minute that way).
+func TestConsumerFollowsStreamLeader(t *testing.T) {
 	t.Parallel()
 	cl := testenv.StartNATSCluster(t)
 	w := newWorldOn(t, cl.Node(0).URL(), 3)
@@ -72,42 +72,29 @@ func TestCatchesUpAfterLeaderNodeHeals(t *testing.T) {
 		"REDMS_LEASE_TTL":       "3s",
 	}
 	p := w.start(t, "solo", env)
-	w.publish(t, "items", change{"INSERT", 1, "a"}, change{"INSERT", 2, "b"})
+	w.publish(t, "items", change{"INSERT", 1, "a"})
 	testenv.Eventually(t, time.Minute, "items applied", func() bool { return w.complete(t, "items") })
-	name := "redms-loader solo"
-	home := cl.ClientNode(name)
-	if home < 0 {
-		t.Fatal("the loader is on no node")
+	if err := p.Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop the loader: %v", err)
 	}
+	const consumer = "redms-shop-public-items"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := cl.MoveStreamLeader(ctx, testStream, home); err != nil {
+	leader, err := cl.WaitStreamLeader(ctx, testStream)
+	if err != nil {
 		t.Fatal(err)
 	}
-	w.connect(t, cl.Node((home+1)%cl.Len()).URL())
-	cl.Partition(home)
-	testenv.Eventually(t, time.Minute, "a stream leader among the nodes still in the cluster", func() bool {
-		for i := range cl.Len() {
-			if i != home && cl.LeadsStream(i, testStream) {
-				return true
-			}
-		}
-		return false
-	})
-	w.publish(t, "items", change{"UPDATE", 1, "a2"}, change{"INSERT", 3, "c"})
-	time.Sleep(10 * time.Second)
-	cl.Heal(home)
-	healed := time.Now()
-	// A new owner right after the heal recreates the consumer (its
-	// predecessor left messages un-acked).
-	p.Kill()
-	p = w.start(t, "solo", env)
-	for i := 4; i < 40; i++ {
-		w.publish(t, "items", change{"INSERT", i, "x"})
-		time.Sleep(100 * time.Millisecond)
+	away := (leader + 1) % cl.Len()
+	if err := cl.MoveConsumerLeader(ctx, testStream, consumer, away); err != nil {
+		t.Fatal(err)
 	}
-	testenv.Eventually(t, 3*time.Minute, "every change applied after the heal", func() bool { return w.complete(t, "items") })
-	t.Logf("applied everything %s after node %d healed; the loader is on node %d", time.Since(healed).Round(100*time.Millisecond), home, cl.ClientNode(name))
+
+	p = w.start(t, "solo", env)
+	testenv.Eventually(t, 30*time.Second, "the consumer led by the stream's leader again", func() bool {
+		return cl.LeadsConsumer(leader, testStream, consumer)
+	})
+	w.publish(t, "items", change{"UPDATE", 1, "b"}, change{"INSERT", 2, "c"})
+	testenv.Eventually(t, time.Minute, "items applied", func() bool { return w.complete(t, "items") })
 	if !p.Running() {
 		t.Fatalf("the loader exited: %v", p.Err())
 	}

@@ -216,7 +216,28 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 // MoveStreamLeader asks stream's leader to step down in favour of node i
 // and waits until node i leads it.
 func (c *Cluster) MoveStreamLeader(ctx context.Context, stream string, i int) error {
-	if c.LeadsStream(i, stream) {
+	return c.stepDown(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, "stream "+stream, i,
+		func() bool { return c.LeadsStream(i, stream) })
+}
+
+// MoveConsumerLeader asks the leader of stream's consumer to step down in
+// favour of node i and waits until node i leads it.
+func (c *Cluster) MoveConsumerLeader(ctx context.Context, stream, consumer string, i int) error {
+	return c.stepDown(ctx, "$JS.API.CONSUMER.LEADER.STEPDOWN."+stream+"."+consumer, "consumer "+consumer, i,
+		func() bool { return c.LeadsConsumer(i, stream, consumer) })
+}
+
+// LeadsConsumer reports whether node i leads stream's consumer in the
+// global account.
+func (c *Cluster) LeadsConsumer(i int, stream, consumer string) bool {
+	srv := c.nodes[i].server()
+	return srv != nil && srv.JetStreamIsConsumerLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream, consumer)
+}
+
+// stepDown sends a leader step-down request with node i preferred, unless
+// leads already says it leads, and waits until it does.
+func (c *Cluster) stepDown(ctx context.Context, subject, what string, i int, leads func() bool) error {
+	if leads() {
 		return nil
 	}
 	nc, err := nats.Connect(c.nodes[i].URL())
@@ -225,9 +246,9 @@ func (c *Cluster) MoveStreamLeader(ctx context.Context, stream string, i int) er
 	}
 	defer nc.Close()
 	req := fmt.Sprintf(`{"placement":{"preferred":"n%d"}}`, i)
-	resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, []byte(req))
+	resp, err := nc.RequestWithContext(ctx, subject, []byte(req))
 	if err != nil {
-		return fmt.Errorf("step down the leader of %s: %w", stream, err)
+		return fmt.Errorf("step down the leader of %s: %w", what, err)
 	}
 	var r struct {
 		Error *struct {
@@ -235,12 +256,12 @@ func (c *Cluster) MoveStreamLeader(ctx context.Context, stream string, i int) er
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return fmt.Errorf("step down the leader of %s: %w", stream, err)
+		return fmt.Errorf("step down the leader of %s: %w", what, err)
 	}
 	if r.Error != nil {
-		return fmt.Errorf("step down the leader of %s: %s", stream, r.Error.Description)
+		return fmt.Errorf("step down the leader of %s: %s", what, r.Error.Description)
 	}
-	return c.wait(ctx, fmt.Sprintf("node %d leading stream %s", i, stream), func() bool { return c.LeadsStream(i, stream) })
+	return c.wait(ctx, fmt.Sprintf("node %d leading %s", i, what), leads)
 }
 
 // WaitStreamLeader waits until stream has a leader and returns it.
