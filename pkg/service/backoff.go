@@ -70,6 +70,17 @@ func Retry(ctx context.Context, b Backoff, attempt func(context.Context) error, 
 	}
 }
 
+// Bounded returns attempt with each call bounded by d, for Retry: a
+// request lost while a cluster settles is answered by the next attempt
+// instead of holding the whole of ctx.
+func Bounded(d time.Duration, attempt func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return attempt(ctx)
+	}
+}
+
 // Permanent marks an error Retry must not retry.
 func Permanent(err error) error { return &permanentError{err: err} }
 

@@ -67,3 +67,26 @@ func TestRetryHonoursContext(t *testing.T) {
 		t.Fatalf("Retry = %v after %d calls, want context.Canceled wrapping the last error after 1 (not an hour's wait)", err, calls)
 	}
 }
+
+// TestBoundedAttemptsEndAndRetry: an attempt that would wait for ever (a
+// request lost while a cluster settles) ends at its bound and the next
+// one runs, within the caller's context.
+func TestBoundedAttemptsEndAndRetry(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	calls := 0
+	err := Retry(ctx, Backoff{Min: time.Millisecond, Max: time.Millisecond}, Bounded(20*time.Millisecond, func(ctx context.Context) error {
+		calls++
+		if calls < 3 {
+			<-ctx.Done() // a request nobody answers
+			return ctx.Err()
+		}
+		return nil
+	}), nil)
+	if err != nil || calls != 3 {
+		t.Fatalf("Retry = %v after %d calls, want nil after 3 (each unanswered call ended by its bound)", err, calls)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the caller's context ended: %v", ctx.Err())
+	}
+}

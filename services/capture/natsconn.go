@@ -68,11 +68,7 @@ func (a *app) moveServer(err error) { natsconn.MoveServer(a.nc.Load(), a.log, er
 // retry calls f, each call bounded by 10 s, until it succeeds or ctx ends,
 // with backoff from 200 ms to 5 s.
 func (a *app) retry(ctx context.Context, what string, f func(context.Context) error) error {
-	err := service.Retry(ctx, service.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return f(ctx)
-	}, func(err error, wait time.Duration) {
+	err := service.Retry(ctx, service.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}, service.Bounded(10*time.Second, f), func(err error, wait time.Duration) {
 		a.log.Warn(what+": retrying", "err", err, "backoff", wait)
 	})
 	if err != nil {

@@ -187,17 +187,13 @@ const bucketAttemptTimeout = 10 * time.Second
 
 // openBuckets opens the lease and parked buckets, waiting for NATS.
 func openBuckets(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (leases *lease.Store, parks *park.Store, err error) {
-	err = service.Retry(ctx, service.Backoff{Min: time.Second, Max: 30 * time.Second}, func(ctx context.Context) error {
-		// One attempt may not take the whole startup: a create request
-		// lost while a cluster settles is answered by the next one.
-		ctx, cancel := context.WithTimeout(ctx, bucketAttemptTimeout)
-		defer cancel()
+	err = service.Retry(ctx, service.Backoff{Min: time.Second, Max: 30 * time.Second}, service.Bounded(bucketAttemptTimeout, func(ctx context.Context) error {
 		if leases, err = lease.Open(ctx, js, cfg.ReplicaID, cfg.LeaseTTL, cfg.StreamReplicas); err != nil {
 			return err
 		}
 		parks, err = park.Open(ctx, js, cfg.StreamReplicas)
 		return err
-	}, func(err error, wait time.Duration) {
+	}), func(err error, wait time.Duration) {
 		log.Warn("open loader buckets; retrying", "err", err, "backoff", wait.String())
 	})
 	if err != nil {

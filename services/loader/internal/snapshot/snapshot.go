@@ -62,12 +62,3 @@ func (s *Store) Request(ctx context.Context, t subject.Table, reason, firstLSN, 
 		RequestedBy: s.replica, RequestedAt: time.Now().UTC(),
 	})
 }
-
-// Get returns t's pending request, ok false when there is none.
-func (s *Store) Get(ctx context.Context, t subject.Table) (r snaprequest.Request, ok bool, err error) {
-	kv, err := s.bucket(ctx)
-	if err != nil {
-		return r, false, err
-	}
-	return snaprequest.GetRequest(ctx, kv, subject.KVKey(t))
-}

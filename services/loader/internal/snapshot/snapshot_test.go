@@ -16,7 +16,11 @@ func TestRequestKeepsTheFirstLSN(t *testing.T) {
 	s := New(js, "r1", 1)
 	ctx := context.Background()
 	tab := subject.Table{DB: "shop", Schema: "public", Name: "odd name"}
-	if _, ok, err := s.Get(ctx, tab); err != nil || ok {
+	kv, err := snaprequest.OpenRequests(ctx, js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := snaprequest.GetRequest(ctx, kv, subject.KVKey(tab)); err != nil || ok {
 		t.Fatalf("Get before a request = %v, %v", ok, err)
 	}
 	if err := s.Request(ctx, tab, "no key", "0/10", "0/20"); err != nil {
@@ -25,7 +29,7 @@ func TestRequestKeepsTheFirstLSN(t *testing.T) {
 	if err := s.Request(ctx, tab, "no key again", "0/30", "0/40"); err != nil {
 		t.Fatal(err)
 	}
-	r, ok, err := s.Get(ctx, tab)
+	r, ok, err := snaprequest.GetRequest(ctx, kv, subject.KVKey(tab))
 	if err != nil || !ok {
 		t.Fatalf("Get = %v, %v", ok, err)
 	}
