@@ -452,17 +452,19 @@ func TestNATSOutageAndFullStream(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, "slot confirmed at the end", func() bool { return slotConfirmed(t, db, "full") >= end })
 
 	// SIGTERM while NATS is down and a change waits for its PubAck: capture
-	// gives up after REDMS_SHUTDOWN_TIMEOUT, confirms nothing new, exits 0.
+	// gives up after REDMS_SHUTDOWN_TIMEOUT, does not confirm that change,
+	// exits 0. (It may confirm WAL with no change before it: a keepalive's
+	// WAL end, once everything handed over was acknowledged.)
 	ns.Stop()
-	confirmedDown := slotConfirmed(t, db, "full")
 	exec1(t, db, "INSERT INTO load (id, v, pad) VALUES (-1, 1, 'after')")
+	insertEnd := currentLSN(t, db)
 	time.Sleep(2 * time.Second)
 	stopped := time.Now()
 	if err := p.Stop(10 * time.Second); err != nil {
 		t.Errorf("capture exit after SIGTERM during the outage: %v", err)
 	}
 	t.Logf("stopped %s after SIGTERM", time.Since(stopped).Round(time.Millisecond))
-	if conf := slotConfirmed(t, db, "full"); conf != confirmedDown {
-		t.Errorf("slot confirmed moved from %s to %s at shutdown during the outage", confirmedDown, conf)
+	if conf := slotConfirmed(t, db, "full"); conf >= insertEnd {
+		t.Errorf("slot confirmed %s at shutdown during the outage, past the change without a PubAck (its commit ends at %s)", conf, insertEnd)
 	}
 }
