@@ -35,8 +35,9 @@ type refChange struct {
 
 // refChanges reads what slot holds up to now, in database db, numbering
 // positions from start (the confirmed position of capture's slot, created
-// just before it with nothing written in between).
-func refChanges(t *testing.T, c *pgx.Conn, slot, db string, start pglogrepl.LSN) []refChange {
+// just before it with nothing written in between). It also returns how many
+// transactions the slot decoded, the test's flush among them.
+func refChanges(t *testing.T, c *pgx.Conn, slot, db string, start pglogrepl.LSN) ([]refChange, int) {
 	t.Helper()
 	// Decoding reads only flushed WAL, and the test clusters commit
 	// asynchronously: a synchronous commit that writes WAL (a logical
@@ -96,7 +97,7 @@ func refChanges(t *testing.T, c *pgx.Conn, slot, db string, start pglogrepl.LSN)
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return out, txn
 }
 
 type subjPos struct {
@@ -182,6 +183,7 @@ CREATE TABLE d (id int PRIMARY KEY, body text);
 	env["REDMS_BATCH_RECORDS"] = fmt.Sprint(records)
 	env["REDMS_BATCH_BYTES"] = fmt.Sprint(bytes)
 	env["REDMS_BATCH_LINGER"] = "1h" // batches close on their limits, headers and shutdown only
+	env["REDMS_METRICS_ADDR"] = testenv.FreeAddr(t)
 	p := startCapture(t, env)
 	testenv.Eventually(t, 30*time.Second, "replication", func() bool { return strings.Contains(p.Log.String(), "replication started") })
 
@@ -217,7 +219,13 @@ COMMIT`)
 	exec1(t, db, `INSERT INTO d SELECT g, 'typed', 1.5 FROM generate_series(100, 101) g`)
 	exec1(t, db, `INSERT INTO c SELECT g, 'keyed' FROM generate_series(100, 104) g`)
 	exec1(t, db, `UPDATE a SET v = 'updated' WHERE id <= 3; DELETE FROM b WHERE id <= 2; TRUNCATE b`)
-	ref := refChanges(t, db, "ref", "shop", start)
+	ref, txns := refChanges(t, db, "ref", "shop", start)
+	// SIGTERM confirms what was read and no further: stop only once
+	// capture has read every transaction the reference decoded.
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("capture read %d transactions", txns), func() bool {
+		m, err := testenv.Scrape(env["REDMS_METRICS_ADDR"])
+		return err == nil && m.Sum("redms_capture_transactions_total") >= float64(txns)
+	})
 	if err := p.Stop(20 * time.Second); err != nil { // SIGTERM publishes the open batches
 		t.Fatalf("capture exit: %v", err)
 	}
@@ -534,7 +542,7 @@ func TestKill9Backlog(t *testing.T) {
 	exec1(t, db, `SELECT pg_create_logical_replication_slot('ref', 'test_decoding')`)
 	start := slotConfirmed(t, db, "backlog")
 	n := benchLoad(t, url, 10_000)
-	ref := refChanges(t, db, "ref", "shop", start)
+	ref, _ := refChanges(t, db, "ref", "shop", start)
 	if len(ref) != n {
 		t.Fatalf("the reference slot decoded %d changes, the load made %d", len(ref), n)
 	}

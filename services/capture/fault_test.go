@@ -456,7 +456,9 @@ func TestNATSOutageAndFullStream(t *testing.T) {
 	// exits 0. (It may confirm WAL with no change before it: a keepalive's
 	// WAL end, once everything handed over was acknowledged.)
 	ns.Stop()
-	exec1(t, db, "INSERT INTO load (id, v, pad) VALUES (-1, 1, 'after')")
+	// The test cluster commits asynchronously: commit this one synchronously,
+	// so the WAL written after it ends at or past its commit.
+	exec1(t, db, "BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO load (id, v, pad) VALUES (-1, 1, 'after'); COMMIT")
 	insertEnd := currentLSN(t, db)
 	time.Sleep(2 * time.Second)
 	stopped := time.Now()

@@ -328,7 +328,7 @@ func (s *session) sendError(e *rserr.Error) {
 func (s *session) sendBackendError(e *pgproto3.ErrorResponse) {
 	m := *e
 	redshiftError(&m)
-	s.log.Info("statement failed", "db", s.db, "session", s.pid, "code", m.Code, "message", m.Message)
+	s.log.Info("statement failed", "db", s.db, "session", s.pid, "code", m.Code, "message", m.Message, "detail", m.Detail)
 	s.be.Send(&m)
 }
 
