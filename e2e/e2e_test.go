@@ -515,6 +515,37 @@ func eventNames(st workload.Stats) string {
 // between staging and commit; the workload writes to it in most seconds.
 const lockedTable = `"public"."customers"`
 
+// lockTable locks lockedTable in ACCESS EXCLUSIVE mode inside a warehouse
+// transaction. It returns the transaction (rolling it back releases the
+// lock), its backend's pid, and unlock, which ends the transaction and
+// closes its connection.
+func (s *stack) lockTable(ctx context.Context) (pgx.Tx, int, func(), error) {
+	conn, err := pgx.Connect(ctx, s.pg.URL(warehouseDB))
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("connect to the warehouse: %w", err)
+	}
+	unlock := func() { _ = conn.Close(ctx) }
+	fail := func(err error) (pgx.Tx, int, func(), error) {
+		unlock()
+		return nil, 0, nil, fmt.Errorf("lock %s: %w", lockedTable, err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+		return fail(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+lockedTable+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		return fail(err)
+	}
+	var pid int
+	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		return fail(err)
+	}
+	return tx, pid, func() { _ = tx.Rollback(ctx); unlock() }, nil
+}
+
 // killMidApply locks the warehouse's customers table, waits until a loader
 // transaction blocks on that lock while objects are staged in S3 (so that
 // window has been staged and not committed), SIGKILLs every loader, then
@@ -527,26 +558,11 @@ func (s *stack) killMidApply(ctx context.Context, t *testing.T) (string, error) 
 	if !exists {
 		return "", fmt.Errorf("%s does not exist in the warehouse yet", lockedTable)
 	}
-	conn, err := pgx.Connect(ctx, s.pg.URL(warehouseDB))
-	if err != nil {
-		return "", fmt.Errorf("connect to the warehouse: %w", err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
+	_, me, unlock, err := s.lockTable(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
-		return "", err
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+lockedTable+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		return "", fmt.Errorf("lock %s: %w", lockedTable, err)
-	}
-	var me int
-	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&me); err != nil {
-		return "", err
-	}
+	defer unlock()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		var pid int
@@ -631,26 +647,11 @@ func (s *stack) forceOverlap(ctx context.Context, t *testing.T) (string, error) 
 	if err != nil || owner == nil {
 		return "", fmt.Errorf("no running owner of public.customers (%v)", err)
 	}
-	conn, err := pgx.Connect(ctx, s.pg.URL(warehouseDB))
-	if err != nil {
-		return "", fmt.Errorf("connect to the warehouse: %w", err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
+	tx, me, unlock, err := s.lockTable(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
-		return "", err
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+lockedTable+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		return "", fmt.Errorf("lock %s: %w", lockedTable, err)
-	}
-	var me int
-	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&me); err != nil {
-		return "", err
-	}
+	defer unlock()
 	var first []int
 	for deadline := time.Now().Add(15 * time.Second); len(first) == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {

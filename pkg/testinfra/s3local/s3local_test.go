@@ -17,27 +17,37 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-func client(endpoint string) *s3.Client {
+// client talks to endpoint with the server's credentials; opts adjust the
+// client (e.g. no retries).
+func client(endpoint string, opts ...func(*s3.Options)) *s3.Client {
 	return s3.New(s3.Options{
 		Region:       Region,
 		BaseEndpoint: aws.String(endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
+	}, opts...)
+}
+
+// start runs a server with buckets for the test and closes it at the end,
+// reporting a failed close.
+func start(ctx context.Context, t *testing.T, buckets ...string) *Server {
+	t.Helper()
+	s, err := Start(ctx, Options{Buckets: buckets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
 	})
+	return s
 }
 
 func TestPutGetListDeleteOverHTTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := Start(ctx, Options{Buckets: []string{"stage"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
+	s := start(ctx, t, "stage")
 	if !strings.HasPrefix(s.Endpoint(), "http://127.0.0.1:") {
 		t.Fatalf("Endpoint = %q", s.Endpoint())
 	}
@@ -89,11 +99,7 @@ func TestPutGetListDeleteOverHTTP(t *testing.T) {
 
 func TestMultipartUpload(t *testing.T) {
 	ctx := context.Background()
-	s, err := Start(ctx, Options{Buckets: []string{"b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := start(ctx, t, "b")
 	c := client(s.Endpoint())
 	const part = 5 << 20 // S3's minimum part size except for the last
 	data := bytes.Repeat([]byte("0123456789abcdef"), (11<<20)/16)
@@ -156,20 +162,8 @@ func TestCloseStopsServing(t *testing.T) {
 func TestFailForAndStallFor(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := Start(ctx, Options{Buckets: []string{"stage"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := s.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	c := s3.New(s3.Options{
-		Region: Region, BaseEndpoint: aws.String(s.Endpoint()), UsePathStyle: true,
-		Credentials:      credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
-		RetryMaxAttempts: 1,
-	})
+	s := start(ctx, t, "stage")
+	c := client(s.Endpoint(), func(o *s3.Options) { o.RetryMaxAttempts = 1 })
 	put := func(ctx context.Context, key string) error {
 		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("stage"), Key: aws.String(key), Body: strings.NewReader("x")})
 		return err
@@ -190,7 +184,7 @@ func TestFailForAndStallFor(t *testing.T) {
 
 	s.StallFor(time.Hour)
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
-	err = put(short, "c")
+	err := put(short, "c")
 	cancelShort()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("put while stalled: %v, want the client's deadline to pass", err)
