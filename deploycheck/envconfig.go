@@ -188,9 +188,10 @@ type pkgInfo struct {
 	files    []*ast.File
 }
 
-// processCall finds the first envconfig.Process(prefix, &v) or
-// service.ReadEnv(prefix, &v) call of the package and the named type v is
-// declared with in the same function (var v T, v := T{} or v := &T{}).
+// processCall finds the first envconfig.Process(prefix, &v),
+// service.ReadEnv(prefix, &v) or service.ReadConfig(prefix, &v, validate)
+// call of the package and the named type v is declared with in the same
+// function (var v T, v := T{} or v := &T{}).
 func (p *pkgInfo) processCall() (typ, prefix string, ok bool) {
 	for _, f := range p.files {
 		for _, decl := range f.Decls {
@@ -203,7 +204,7 @@ func (p *pkgInfo) processCall() (typ, prefix string, ok bool) {
 					return false
 				}
 				call, isCall := n.(*ast.CallExpr)
-				if !isCall || len(call.Args) != 2 {
+				if !isCall || len(call.Args) < 2 {
 					return true
 				}
 				sel, isSel := call.Fun.(*ast.SelectorExpr)
@@ -238,11 +239,11 @@ func (p *pkgInfo) processCall() (typ, prefix string, ok bool) {
 
 // readsEnv reports whether the function name of the package at import path
 // reads a configuration struct from the environment: envconfig.Process, or
-// service.ReadEnv (which applies the defaults tags of embedded Settings
-// first, see gather).
+// service.ReadEnv and service.ReadConfig (which apply the defaults tags of
+// embedded Settings first, see gather).
 func readsEnv(path, name string) bool {
 	return path == "github.com/kelseyhightower/envconfig" && name == "Process" ||
-		path == modulePath+"/pkg/service" && name == "ReadEnv"
+		path == modulePath+"/pkg/service" && (name == "ReadEnv" || name == "ReadConfig")
 }
 
 // declaredType is the type name variable name is declared with in body.

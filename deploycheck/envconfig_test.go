@@ -136,6 +136,40 @@ func run() error {
 	}
 }
 
+// TestLoadBinaryReadConfig: service.ReadConfig(prefix, &v, validate) names
+// the struct as ReadEnv does, with the defaults of its embedded settings.
+func TestLoadBinaryReadConfig(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "pkg/service/settings.go", `package service
+type Settings struct {
+	MetricsAddr string `+"`envconfig:\"METRICS_ADDR\" desc:\"m\"`"+`
+}`)
+	write(t, root, "services/tool/config.go", `package main
+import "github.com/redms/redms/pkg/service"
+type settings struct {
+	service.Settings `+"`defaults:\"METRICS_ADDR=:9109\"`"+`
+	Table string `+"`envconfig:\"TABLE\" default:\"t\" desc:\"x\"`"+`
+}
+type Config struct{ Decoy string `+"`envconfig:\"DECOY\"`"+` }
+func (s *settings) Validate() error { return nil }
+func read() (settings, error) {
+	var s settings
+	err := service.ReadConfig("REDMS", &s, s.Validate)
+	return s, err
+}`)
+	b, ok, err := LoadBinary(root, "services/tool")
+	if err != nil || !ok {
+		t.Fatalf("LoadBinary: ok=%v err=%v", ok, err)
+	}
+	want := []Var{
+		{Name: "REDMS_METRICS_ADDR", Default: ":9109", Desc: "m", Type: "string"},
+		{Name: "REDMS_TABLE", Default: "t", Desc: "x", Type: "string"},
+	}
+	if !reflect.DeepEqual(b.Vars, want) {
+		t.Errorf("vars:\n got %+v\nwant %+v", b.Vars, want)
+	}
+}
+
 func write(t *testing.T, root, rel, text string) {
 	t.Helper()
 	path := filepath.Join(root, rel)

@@ -72,6 +72,19 @@ func ReadEnv(prefix string, cfg any) error {
 	return nil
 }
 
+// ReadConfig reads cfg from the environment (ReadEnv) and then calls
+// validate, which checks the values read and keeps what it parses; a
+// validation error says the configuration is invalid.
+func ReadConfig(prefix string, cfg any, validate func() error) error {
+	if err := ReadEnv(prefix, cfg); err != nil {
+		return err
+	}
+	if err := validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	return nil
+}
+
 // applyDefaults sets the string fields of s named by their envconfig key in
 // tag, "KEY=value KEY2=value2".
 func applyDefaults(s reflect.Value, tag string) error {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,27 @@ func TestReadEnvAppliesEmbeddedDefaults(t *testing.T) {
 	}
 	if err := c.Settings.Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+// ReadConfig validates what it read and says the configuration is invalid
+// when validation fails.
+func TestReadConfigValidatesWhatItRead(t *testing.T) {
+	t.Setenv("REDMS_SLOT", "Bad Slot")
+	var c demoConfig
+	var saw string
+	err := ReadConfig("REDMS", &c, func() error {
+		saw = c.Slot
+		return errors.New("REDMS_SLOT: not a slot name")
+	})
+	if saw != "Bad Slot" {
+		t.Fatalf("validate saw slot %q, want the value read", saw)
+	}
+	if err == nil || err.Error() != "invalid configuration: REDMS_SLOT: not a slot name" {
+		t.Fatalf("ReadConfig = %v", err)
+	}
+	if err := ReadConfig("REDMS", &c, func() error { return nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 

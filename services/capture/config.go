@@ -61,13 +61,8 @@ const (
 // readConfig reads the environment and validates it for the chosen mode.
 func readConfig(stdin bool) (Config, error) {
 	var cfg Config
-	if err := service.ReadEnv("REDMS", &cfg); err != nil {
-		return cfg, err
-	}
-	if err := cfg.Validate(stdin); err != nil {
-		return cfg, fmt.Errorf("invalid configuration: %w", err)
-	}
-	return cfg, nil
+	err := service.ReadConfig("REDMS", &cfg, func() error { return cfg.Validate(stdin) })
+	return cfg, err
 }
 
 // Validate checks the configuration for the chosen mode and keeps what it

@@ -61,11 +61,8 @@ type Config struct {
 // replica id.
 func readConfig() (Config, error) {
 	var cfg Config
-	if err := service.ReadEnv("REDMS", &cfg); err != nil {
+	if err := service.ReadConfig("REDMS", &cfg, cfg.Validate); err != nil {
 		return cfg, err
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("invalid configuration: %w", err)
 	}
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID = defaultReplicaID()

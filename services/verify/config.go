@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -37,13 +36,8 @@ type Config struct {
 // readConfig reads the environment and validates it.
 func readConfig() (Config, error) {
 	var cfg Config
-	if err := service.ReadEnv("REDMS", &cfg); err != nil {
-		return cfg, err
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("invalid configuration: %w", err)
-	}
-	return cfg, nil
+	err := service.ReadConfig("REDMS", &cfg, cfg.Validate)
+	return cfg, err
 }
 
 // Validate checks the configuration and keeps what it parsed in opts.
