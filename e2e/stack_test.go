@@ -84,16 +84,6 @@ func logDir(t testing.TB) string {
 	return dir
 }
 
-func connect(t testing.TB, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // newStack starts Postgres (source and warehouse databases), NATS, S3 and,
 // for the redshift dialect, redms-rsemu (with rsemuArgs added, e.g.
 // --isolation serializable). Services are started separately.
@@ -114,9 +104,9 @@ func newStackOn(t testing.TB, dialect string, cluster bool, rsemuArgs ...string)
 		binary(t, "rsemu")
 	}
 	s.pg = testenv.StartPostgres(t)
-	s.source = connect(t, s.pg.CreateDatabase(t, sourceDB))
+	s.source = testenv.Pool(t, s.pg.CreateDatabase(t, sourceDB))
 	warehouseURL := s.pg.CreateDatabase(t, warehouseDB)
-	s.warehouse = connect(t, warehouseURL)
+	s.warehouse = testenv.Pool(t, warehouseURL)
 	s.loaderURL = warehouseURL
 	if cluster {
 		s.cluster = testenv.StartNATSCluster(t)

@@ -9,7 +9,9 @@ package natsconn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,5 +37,43 @@ func MoveServer(nc *nats.Conn, log *slog.Logger, err error) {
 	log.Warn("JetStream does not answer through this server: reconnecting to another", "url", nc.ConnectedUrl(), "err", err)
 	if err := nc.ForceReconnect(); err != nil {
 		log.Warn("reconnect to another server", "err", err)
+	}
+}
+
+// readyProbe is the key OpenKeyValue reads to see that a bucket answers;
+// it is never written.
+const readyProbe = "redms-ready-probe"
+
+// readyWait bounds how long OpenKeyValue waits for a bucket to answer.
+const readyWait = 30 * time.Second
+
+// OpenKeyValue creates the bucket cfg describes or updates it to cfg, and
+// returns once the bucket answers both its stream leader (writes) and a
+// read: on a cluster a bucket just created has no leader for a moment, and
+// a request then finds no responders (1 in 30 fresh 3-replica buckets
+// here, and a CI failure of the loader's first snapshot request).
+func OpenKeyValue(ctx context.Context, js jetstream.KeyValueManager, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
+	}
+	// A leader is elected within seconds; longer is an outage, reported.
+	ctx, cancel := context.WithTimeout(ctx, readyWait)
+	defer cancel()
+	wait := time.NewTicker(20 * time.Millisecond)
+	defer wait.Stop()
+	for {
+		_, err := kv.Status(ctx)
+		if err == nil {
+			_, err = kv.Get(ctx, readyProbe)
+		}
+		if !Unanswered(err) {
+			return kv, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open kv bucket %s: it does not answer: %w", cfg.Bucket, err)
+		case <-wait.C:
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/redms/redms/pkg/natsconn"
 	"github.com/redms/redms/pkg/walheader"
 )
 
@@ -96,7 +97,7 @@ func OpenRequests(ctx context.Context, js jetstream.KeyValueManager, replicas in
 		}
 		replicas = 1
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsconn.OpenKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      RequestsBucket,
 		Description: "tables that need a snapshot (written by redms-loader, redms-capture snapshot and redms-verify --repair; performed by redms-capture)",
 		History:     5,
@@ -104,14 +105,14 @@ func OpenRequests(ctx context.Context, js jetstream.KeyValueManager, replicas in
 		Replicas:    replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open kv bucket %s: %w", RequestsBucket, err)
+		return nil, err
 	}
 	return kv, nil
 }
 
 // OpenStatus opens (creating) the status bucket.
 func OpenStatus(ctx context.Context, js jetstream.KeyValueManager, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsconn.OpenKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      StatusBucket,
 		Description: "redms-capture: each table's latest snapshot, its chunk cursor and progress (docs/CONTRACTS.md)",
 		History:     1,
@@ -119,7 +120,7 @@ func OpenStatus(ctx context.Context, js jetstream.KeyValueManager, replicas int)
 		Replicas:    replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open kv bucket %s: %w", StatusBucket, err)
+		return nil, err
 	}
 	return kv, nil
 }

@@ -14,16 +14,6 @@ import (
 	"github.com/redms/redms/pkg/typemap"
 )
 
-func connect(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // replicate copies every source table into target the way the loader must:
 // columns typed by typemap.Map of the declared type (typemap.Declared),
 // values through typemap.Fit. It is the reference the verifier is checked against.
@@ -78,8 +68,8 @@ func replicate(t *testing.T, source, target *pgxpool.Pool) {
 func TestCompare(t *testing.T) {
 	ctx := context.Background()
 	pg := testenv.StartPostgres(t)
-	source := connect(t, pg.CreateDatabase(t, "source"))
-	target := connect(t, pg.CreateDatabase(t, "target"))
+	source := testenv.Pool(t, pg.CreateDatabase(t, "source"))
+	target := testenv.Pool(t, pg.CreateDatabase(t, "target"))
 
 	g := workload.New(7, workload.Config{Rate: 500, InitialRows: 5})
 	if err := g.Setup(ctx, source); err != nil {
@@ -199,8 +189,8 @@ func TestSelectSQL(t *testing.T) {
 func TestCompareKeylessAsMultiset(t *testing.T) {
 	ctx := context.Background()
 	pg := testenv.StartPostgres(t)
-	source := connect(t, pg.CreateDatabase(t, "source"))
-	target := connect(t, pg.CreateDatabase(t, "target"))
+	source := testenv.Pool(t, pg.CreateDatabase(t, "source"))
+	target := testenv.Pool(t, pg.CreateDatabase(t, "target"))
 	for _, db := range []*pgxpool.Pool{source, target} {
 		if _, err := db.Exec(ctx, "CREATE TABLE history (aid integer, delta integer, note text)"); err != nil {
 			t.Fatal(err)

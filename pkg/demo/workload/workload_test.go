@@ -13,16 +13,6 @@ import (
 	"github.com/redms/redms/pkg/testinfra/testenv"
 )
 
-func connect(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // dump is every generated table's rows in key order, as text.
 func dump(t *testing.T, pool *pgxpool.Pool, g *Generator) string {
 	t.Helper()
@@ -57,7 +47,7 @@ func TestRunIsDeterministic(t *testing.T) {
 	for _, db := range []string{"one", "two"} {
 		var trace strings.Builder
 		cfg.Trace = &trace
-		pool := connect(t, pg.CreateDatabase(t, db))
+		pool := testenv.Pool(t, pg.CreateDatabase(t, db))
 		if _, err := pool.Exec(ctx, "SET TIME ZONE 'UTC'"); err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +102,7 @@ func TestRunIsDeterministic(t *testing.T) {
 		t.Errorf("sessions: want rows by COPY and one truncate: %+v", st.Tables["public.sessions"])
 	}
 	other := New(43, cfg)
-	pool := connect(t, pg.CreateDatabase(t, "three"))
+	pool := testenv.Pool(t, pg.CreateDatabase(t, "three"))
 	if err := other.Setup(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +146,7 @@ func checkToast(t *testing.T, pool *pgxpool.Pool, g *Generator) {
 
 func TestRunStopsOnCancel(t *testing.T) {
 	pg := testenv.StartPostgres(t)
-	pool := connect(t, pg.CreateDatabase(t, "w"))
+	pool := testenv.Pool(t, pg.CreateDatabase(t, "w"))
 	g := New(1, Config{Rate: 5})
 	if err := g.Setup(context.Background(), pool); err != nil {
 		t.Fatal(err)
@@ -199,7 +189,7 @@ func (l *countingLock) Unlock() {
 // Run holds Config.Lock around every transaction and scheduled event.
 func TestRunHoldsLockPerTransaction(t *testing.T) {
 	pg := testenv.StartPostgres(t)
-	pool := connect(t, pg.CreateDatabase(t, "w"))
+	pool := testenv.Pool(t, pg.CreateDatabase(t, "w"))
 	g := New(3, Config{Rate: 100})
 	if err := g.Setup(context.Background(), pool); err != nil {
 		t.Fatal(err)

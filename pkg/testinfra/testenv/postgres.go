@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/redms/redms/pkg/testinfra/pgcluster"
 )
 
@@ -141,4 +143,15 @@ func (p *Postgres) Start(t testing.TB) {
 	if err := p.c.Start(ctx); err != nil {
 		t.Fatalf("%v", err)
 	}
+}
+
+// Pool connects a pool to url and closes it when the test ends.
+func Pool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

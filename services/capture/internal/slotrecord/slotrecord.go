@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/redms/redms/pkg/natsconn"
 	"github.com/redms/redms/pkg/subject"
 )
 
@@ -45,7 +46,7 @@ func Key(stream, db, slot string) string {
 
 // Open returns the bucket, creating it when missing.
 func Open(ctx context.Context, js jetstream.KeyValueManager, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsconn.OpenKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "redms-capture: which slots capture read, and up to where (docs/CONTRACTS.md)",
 		Storage:     jetstream.FileStorage,
@@ -53,7 +54,7 @@ func Open(ctx context.Context, js jetstream.KeyValueManager, replicas int) (jets
 		History:     1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
+		return nil, err
 	}
 	return kv, nil
 }

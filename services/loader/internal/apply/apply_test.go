@@ -74,15 +74,6 @@ func newEnv(t testing.TB, dialect warehouse.Dialect, pool, read *pgxpool.Pool, s
 	return e
 }
 
-func openPool(t testing.TB, url string) *pgxpool.Pool {
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // rec is one change message: its test_decoding text and key headers.
 type rec struct {
 	text   string
@@ -231,7 +222,7 @@ func TestApplyPostgres(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	s3srv := testenv.StartS3(t)
 	s3srv.CreateBucket(t, "stage")
-	pool := openPool(t, pg.CreateDatabase(t, "wh"))
+	pool := testenv.Pool(t, pg.CreateDatabase(t, "wh"))
 	runScenarios(t, newEnv(t, warehouse.Postgres, pool, pool, s3srv))
 }
 

@@ -14,7 +14,7 @@ func BenchmarkApplyPostgres(b *testing.B) {
 	pg := testenv.StartPostgres(b)
 	s3srv := testenv.StartS3(b)
 	s3srv.CreateBucket(b, "stage")
-	pool := openPool(b, pg.CreateDatabase(b, "wh"))
+	pool := testenv.Pool(b, pg.CreateDatabase(b, "wh"))
 	e := newEnv(b, warehouse.Postgres, pool, pool, s3srv)
 	const n = 20000
 	next := 0

@@ -188,7 +188,7 @@ func posScenarios(t *testing.T, e *env) {
 // stream; two source tables mapped to one target park.
 func TestStateAcrossSourcesAndVersions(t *testing.T) {
 	pg := testenv.StartPostgres(t)
-	pool := openPool(t, pg.CreateDatabase(t, "wh"))
+	pool := testenv.Pool(t, pg.CreateDatabase(t, "wh"))
 	e := newEnv(t, warehouse.Postgres, pool, pool, testenv.StartS3(t))
 	e.s3.CreateBucket(t, "stage")
 	ctx := context.Background()

@@ -42,8 +42,8 @@ func startRedshift(t *testing.T, pg *testenv.Postgres, s3srv *testenv.S3, db str
 			t.Errorf("close redshift emulator: %v", err)
 		}
 	})
-	pool := openPool(t, "postgres://postgres@"+srv.Addr()+"/"+db+"?sslmode=disable")
-	return pool, openPool(t, backing)
+	pool := testenv.Pool(t, "postgres://postgres@"+srv.Addr()+"/"+db+"?sslmode=disable")
+	return pool, testenv.Pool(t, backing)
 }
 
 // TestRedshiftTableKeys: created targets declare the source key as PRIMARY
@@ -193,9 +193,9 @@ func TestRedshiftFence(t *testing.T) {
 			}
 			t.Cleanup(func() { srv.Close() })
 			url := "postgres://postgres@" + srv.Addr() + "/fence_" + iso + "?sslmode=disable"
-			read := openPool(t, backing)
-			a := newEnv(t, warehouse.Redshift, openPool(t, url), read, s3srv)
-			b, err := New(a.ap.cfg, openPool(t, url), a.s3c, a.snap, nil)
+			read := testenv.Pool(t, backing)
+			a := newEnv(t, warehouse.Redshift, testenv.Pool(t, url), read, s3srv)
+			b, err := New(a.ap.cfg, testenv.Pool(t, url), a.s3c, a.snap, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

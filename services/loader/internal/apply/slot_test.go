@@ -24,7 +24,7 @@ func TestApplyFromRealSlot(t *testing.T) {
 	s3srv := testenv.StartS3(t)
 	s3srv.CreateBucket(t, "stage")
 	t.Run("postgres", func(t *testing.T) {
-		pool := openPool(t, pg.CreateDatabase(t, "wh"))
+		pool := testenv.Pool(t, pg.CreateDatabase(t, "wh"))
 		slotScenario(t, pg, newEnv(t, warehouse.Postgres, pool, pool, s3srv), "src")
 	})
 	t.Run("redshift", func(t *testing.T) {

@@ -93,7 +93,7 @@ func testSnapshotRangeReplace(t *testing.T, batched bool) {
 	pg := testenv.StartPostgres(t)
 	s3srv := testenv.StartS3(t)
 	s3srv.CreateBucket(t, "stage")
-	pool := openPool(t, pg.CreateDatabase(t, "wh"))
+	pool := testenv.Pool(t, pg.CreateDatabase(t, "wh"))
 	e := newEnv(t, warehouse.Postgres, pool, pool, s3srv)
 	ins := func(id int, note string) rec {
 		return pk(fmt.Sprintf(`table public.snap: INSERT: id[integer]:%d note[text]:'%s'`, id, note))
@@ -164,7 +164,7 @@ func TestSnapshotPartsInBatches(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	s3srv := testenv.StartS3(t)
 	s3srv.CreateBucket(t, "stage")
-	pool := openPool(t, pg.CreateDatabase(t, "wh"))
+	pool := testenv.Pool(t, pg.CreateDatabase(t, "wh"))
 	e := newEnv(t, warehouse.Postgres, pool, pool, s3srv)
 	ins := func(table string, id int, note string) string {
 		return fmt.Sprintf(`table public.%s: INSERT: id[integer]:%d note[text]:'%s'`, table, id, note)

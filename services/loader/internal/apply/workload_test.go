@@ -27,7 +27,7 @@ func TestApplyWorkload(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	s3srv := testenv.StartS3(t)
 	s3srv.CreateBucket(t, "stage")
-	src := openPool(t, pg.CreateDatabase(t, "wsrc"))
+	src := testenv.Pool(t, pg.CreateDatabase(t, "wsrc"))
 	if _, err := src.Exec(ctx, `SELECT pg_create_logical_replication_slot('w', 'test_decoding')`); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestApplyWorkload(t *testing.T) {
 	}
 	tables := slotTables(t, src, "w")
 	t.Run("postgres", func(t *testing.T) {
-		pool := openPool(t, pg.CreateDatabase(t, "wwh"))
+		pool := testenv.Pool(t, pg.CreateDatabase(t, "wwh"))
 		applyWorkload(t, newEnv(t, warehouse.Postgres, pool, pool, s3srv), tables, src, warehouse.Postgres)
 	})
 	t.Run("redshift", func(t *testing.T) {

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/natsconn"
 )
 
 // Bucket is the KV bucket of leases and heartbeats.
@@ -75,7 +77,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replica string, ttl time.
 	if !ValidID(replica) {
 		return nil, fmt.Errorf("replica id %q: only letters, digits and -/_=. are allowed", replica)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsconn.OpenKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "redms-loader table leases and replica heartbeats",
 		TTL:         ttl,
@@ -84,7 +86,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replica string, ttl time.
 		Replicas:    replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
+		return nil, err
 	}
 	return &Store{kv: kv, replica: replica, ttl: ttl}, nil
 }

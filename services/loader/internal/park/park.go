@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/redms/redms/pkg/natsconn"
 	"github.com/redms/redms/pkg/redmsv1"
 )
 
@@ -68,7 +69,7 @@ type Store struct {
 // Open creates the bucket if it is missing, with replicas replicas (the
 // stream's), and updates its replicas if it exists.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsconn.OpenKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "redms-loader parked tables; delete a key to resume its table",
 		History:     5,
@@ -76,7 +77,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 		Replicas:    replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
+		return nil, err
 	}
 	return &Store{kv: kv}, nil
 }

@@ -136,16 +136,8 @@ func pools(t *testing.T) (context.Context, *testenv.Postgres, *pgxpool.Pool, *pg
 	pg := testenv.StartPostgres(t)
 	pg.CreateDatabase(t, "src")
 	pg.CreateDatabase(t, "wh")
-	src, err := pgxpool.New(ctx, pg.URL("src"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(src.Close)
-	wh, err := pgxpool.New(ctx, pg.URL("wh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(wh.Close)
+	src := testenv.Pool(t, pg.URL("src"))
+	wh := testenv.Pool(t, pg.URL("wh"))
 	return ctx, pg, src, wh
 }
 
@@ -189,16 +181,8 @@ func TestCompareRedshiftFindsExactlyTheInjectedDifferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
-	rs, err := pgxpool.New(ctx, "postgres://dev@"+e.Addr()+"/rs?sslmode=disable")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Close)
-	backing, err := pgxpool.New(ctx, pg.URL("rs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(backing.Close)
+	rs := testenv.Pool(t, "postgres://dev@"+e.Addr()+"/rs?sslmode=disable")
+	backing := testenv.Pool(t, pg.URL("rs"))
 	mirrorAs(t, ctx, typemap.Redshift, src, rs, backing, "items", "tkeys", "bag")
 	injected(t, ctx, pg, "rs", src, rs, Options{Dialect: typemap.Redshift, ConfirmTimeout: time.Second, LeafRows: 16})
 }
