@@ -422,6 +422,7 @@ func (x *job) requestSnapshot(ctx context.Context, unapplied []*fold.Change) err
 
 // classify turns a warehouse error into a ParkError when it is permanent.
 func (x *job) classify(action string, err error) error {
+	err = warehouse.Detailed(err)
 	if warehouse.Permanent(err) {
 		return x.park(fmt.Sprintf("%s: %v", action, err), err)
 	}

@@ -365,7 +365,7 @@ func (x *job) transact(ctx context.Context, conn *pgx.Conn, p *plan, peeked appl
 		lock = append(lock, x.tgt)
 	}
 	if _, err := tx.Exec(ctx, warehouse.Lock(d, lock...), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("lock state and target of %s: %w", x.target, err)
+		return fmt.Errorf("lock state and target of %s: %w", x.target, warehouse.Detailed(err))
 	}
 	if x.a.locked != nil {
 		x.a.locked()

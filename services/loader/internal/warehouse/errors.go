@@ -2,6 +2,7 @@ package warehouse
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -40,4 +41,26 @@ func SerializationConflict(err error) bool {
 		return false
 	}
 	return pe.Code == "40001" || pe.Code == "XX000" && strings.HasPrefix(pe.Message, "1023")
+}
+
+// Detailed is err with the server's DETAIL and HINT in its text, which
+// pgconn's PgError.Error() leaves out: "ERROR: 1023 (SQLSTATE 40001)"
+// does not say which transaction conflicted, its detail does. errors.As
+// still finds the PgError.
+func Detailed(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	var extra []string
+	if pe.Detail != "" {
+		extra = append(extra, "detail: "+pe.Detail)
+	}
+	if pe.Hint != "" {
+		extra = append(extra, "hint: "+pe.Hint)
+	}
+	if len(extra) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, strings.Join(extra, "; "))
 }
