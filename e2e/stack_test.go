@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redms/redms/pkg/testinfra/stackenv"
@@ -110,14 +109,7 @@ func newStackOn(t testing.TB, dialect string, cluster bool, rsemuArgs ...string)
 	s.loaderURL = warehouseURL
 	if cluster {
 		s.cluster = testenv.StartNATSCluster(t)
-		nc, err := nats.Connect(s.cluster.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-		if err != nil {
-			t.Fatalf("connect to nats cluster: %v", err)
-		}
-		t.Cleanup(nc.Close)
-		if s.js, err = jetstream.New(nc); err != nil {
-			t.Fatal(err)
-		}
+		_, s.js = s.cluster.Connect(t)
 		s.loaderEnv = append(s.loaderEnv, "REDMS_STREAM_REPLICAS=3")
 	} else {
 		s.nats = testenv.StartNATS(t)

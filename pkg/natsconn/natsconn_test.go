@@ -38,16 +38,7 @@ func TestUnanswered(t *testing.T) {
 // cluster. Opened with CreateOrUpdateKeyValue alone, about 1 in 30 such
 // buckets answered the first read with "no responders".
 func TestOpenKeyValueAnswersAtOnce(t *testing.T) {
-	cl := testenv.StartNATSCluster(t)
-	nc, err := nats.Connect(cl.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.StartNATSCluster(t).Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for i := range 60 {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redms/redms/pkg/testinfra/testenv"
@@ -18,14 +17,7 @@ import (
 // in publishing.
 func publishPause(t *testing.T, cl *testenv.NATSCluster, node int) func() time.Duration {
 	t.Helper()
-	nc, err := nats.Connect(cl.Node(node).URL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testenv.ConnectNATS(t, cl.Node(node).URL())
 	stop := make(chan struct{})
 	done := make(chan time.Duration)
 	go func() {
@@ -149,15 +141,7 @@ func TestStreamR3Failover(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.LeaderOf(t, "REDMS_WAL")
-	nc, err := nats.Connect(cl.Node(other(home)).URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.ConnectNATS(t, cl.Node(other(home)).URL())
 	want, total := expectedVersions(t, url)
 	waitAllSeen(t, js, want, 2*time.Minute).verify(t, want, total)
 	for _, s := range pauses {

@@ -302,15 +302,7 @@ func TestUpClusterAndStandby(t *testing.T) {
 	if captures != 2 {
 		t.Errorf("%d capture processes, want 2", captures)
 	}
-	nc, err := nats.Connect(u.env["REDMS_NATS_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.ConnectNATS(t, u.env["REDMS_NATS_URL"])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, u.env["REDMS_STREAM"])

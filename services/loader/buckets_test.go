@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redms/redms/pkg/snaprequest"
@@ -23,16 +22,7 @@ import (
 // buckets have 3 replicas, so a lost node loses no lease and no request;
 // before, they had 1 whatever the stream had.
 func TestBucketsTakeStreamReplicas(t *testing.T) {
-	cl := testenv.StartNATSCluster(t)
-	nc, err := nats.Connect(cl.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.StartNATSCluster(t).Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cfg := Config{ReplicaID: "r1", LeaseTTL: 15 * time.Second, StreamReplicas: 3}

@@ -77,16 +77,7 @@ func newWorldOn(t testing.TB, natsURL string, replicas int) *world {
 // connect makes the world's own connection go to the first server of url.
 func (w *world) connect(t testing.TB, url string) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.Name(t.Name()), nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatalf("connect to nats %s: %v", url, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	w.nc, w.js = nc, js
+	w.nc, w.js = testenv.ConnectNATS(t, url, nats.DontRandomize())
 }
 
 func tableRef(name string) subject.Table {

@@ -68,18 +68,26 @@ func (n *NATS) Restart(t testing.TB) {
 	}
 }
 
-// Connect returns a connection that reconnects forever, every 20ms, across
-// restarts, and a JetStream handle on it; both close when the test ends.
+// Connect returns a connection to the server (ConnectNATS).
 func (n *NATS) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(n.URL(),
+	return ConnectNATS(t, n.URL())
+}
+
+// ConnectNATS returns a connection to url (one server or a comma-separated
+// list) that reconnects forever, every 20ms, across restarts, and a
+// JetStream handle on it; opts are added (e.g. nats.DontRandomize()). Both
+// close when the test ends.
+func ConnectNATS(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(t.Name()),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(20*time.Millisecond),
+		nats.ReconnectWait(20 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
-	)
+	}, opts...)...)
 	if err != nil {
-		t.Fatalf("connect to nats %s: %v", n.URL(), err)
+		t.Fatalf("connect to nats %s: %v", url, err)
 	}
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
@@ -111,6 +119,12 @@ func StartNATSCluster(t testing.TB) *NATSCluster {
 		}
 	})
 	return &NATSCluster{Cluster: c}
+}
+
+// Connect returns a connection to the cluster's nodes (ConnectNATS).
+func (c *NATSCluster) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return ConnectNATS(t, c.URLs())
 }
 
 // Restart restarts node i on its ports and store.
