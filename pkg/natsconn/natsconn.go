@@ -44,35 +44,59 @@ func MoveServer(nc *nats.Conn, log *slog.Logger, err error) {
 // it is never written.
 const readyProbe = "redms-ready-probe"
 
-// readyWait bounds how long OpenKeyValue waits for a bucket to answer.
-const readyWait = 30 * time.Second
+// readyWait bounds how long OpenKeyValue waits for the cluster, tryWait
+// each request it makes meanwhile.
+const (
+	readyWait = 30 * time.Second
+	tryWait   = 2 * time.Second
+)
+
+// errNoPeers is JetStream's "no suitable peers for placement": a bucket
+// of more replicas than the servers the cluster sees online, as while a
+// node restarts (nats-server's JSClusterNoPeersErrF).
+const errNoPeers jetstream.ErrorCode = 10005
 
 // OpenKeyValue creates the bucket cfg describes or updates it to cfg, and
 // returns once the bucket answers both its stream leader (writes) and a
-// read: on a cluster a bucket just created has no leader for a moment, and
+// read. On a cluster a bucket just created has no leader for a moment, and
 // a request then finds no responders (1 in 30 fresh 3-replica buckets
-// here, and a CI failure of the loader's first snapshot request).
+// here, and a CI failure of the loader's first snapshot request); while a
+// node is offline a 3-replica bucket cannot be placed. Both are waited
+// out, for up to readyWait; any other error is returned at once.
 func OpenKeyValue(ctx context.Context, js jetstream.KeyValueManager, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
-	}
-	// A leader is elected within seconds; longer is an outage, reported.
 	ctx, cancel := context.WithTimeout(ctx, readyWait)
 	defer cancel()
-	wait := time.NewTicker(20 * time.Millisecond)
+	wait := time.NewTicker(50 * time.Millisecond)
 	defer wait.Stop()
+	var kv jetstream.KeyValue
 	for {
-		_, err := kv.Status(ctx)
-		if err == nil {
-			_, err = kv.Get(ctx, readyProbe)
+		// Each try is bounded on its own: a request waits for its
+		// context's deadline when nothing answers.
+		try, cancelTry := context.WithTimeout(ctx, tryWait)
+		var err error
+		if kv == nil {
+			if kv, err = js.CreateOrUpdateKeyValue(try, cfg); err != nil {
+				kv = nil
+				var api *jetstream.APIError
+				if ctx.Err() == nil && !Unanswered(err) && !(errors.As(err, &api) && api.ErrorCode == errNoPeers) {
+					cancelTry()
+					return nil, fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
+				}
+			}
 		}
-		if !Unanswered(err) {
-			return kv, nil
+		if kv != nil {
+			if _, err = kv.Status(try); err == nil {
+				_, err = kv.Get(try, readyProbe)
+			}
+			if !Unanswered(err) {
+				cancelTry()
+				return kv, nil
+			}
 		}
+		cancelTry()
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("open kv bucket %s: it does not answer: %w", cfg.Bucket, err)
+			return nil, fmt.Errorf("open kv bucket %s: the cluster does not answer: %w", cfg.Bucket, err)
 		case <-wait.C:
 		}
 	}

@@ -58,3 +58,32 @@ func TestOpenKeyValueAnswersAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenKeyValueWaitsForTheCluster: with two of three nodes down a
+// bucket cannot be placed (the cluster answers "no suitable peers for
+// placement, peer offline", as a CI run saw while a node was slow) or
+// does not answer; OpenKeyValue waits for a node to come back and opens
+// the bucket. Before, the open failed with that error, and so did the
+// process that called it.
+func TestOpenKeyValueWaitsForTheCluster(t *testing.T) {
+	cl := testenv.StartNATSCluster(t)
+	_, js := testenv.ConnectNATS(t, cl.Node(0).URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl.Stop(1)
+	cl.Stop(2)
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		time.Sleep(3 * time.Second)
+		cl.Restart(t, 2)
+	}()
+	kv, err := OpenKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: "placed", Replicas: 2, Storage: jetstream.FileStorage})
+	<-restarted
+	if err != nil {
+		t.Fatalf("OpenKeyValue while the cluster has no quorum for 3s: %v", err)
+	}
+	if _, err := kv.Create(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("first write: %v", err)
+	}
+}
