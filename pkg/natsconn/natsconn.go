@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redms/redms/pkg/service"
 )
 
 // Unanswered reports whether err says JetStream did not answer (no
@@ -66,38 +68,33 @@ const errNoPeers jetstream.ErrorCode = 10005
 func OpenKeyValue(ctx context.Context, js jetstream.KeyValueManager, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, readyWait)
 	defer cancel()
-	wait := time.NewTicker(50 * time.Millisecond)
-	defer wait.Stop()
 	var kv jetstream.KeyValue
-	for {
-		// Each try is bounded on its own: a request waits for its
-		// context's deadline when nothing answers.
-		try, cancelTry := context.WithTimeout(ctx, tryWait)
-		var err error
+	// Each try is bounded on its own: a request waits for its context's
+	// deadline when nothing answers.
+	err := service.Retry(ctx, service.Backoff{Min: 50 * time.Millisecond, Max: 50 * time.Millisecond}, service.Bounded(tryWait, func(ctx context.Context) error {
 		if kv == nil {
-			if kv, err = js.CreateOrUpdateKeyValue(try, cfg); err != nil {
-				kv = nil
-				var api *jetstream.APIError
-				if ctx.Err() == nil && !Unanswered(err) && !(errors.As(err, &api) && api.ErrorCode == errNoPeers) {
-					cancelTry()
-					return nil, fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
-				}
+			created, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+			var api *jetstream.APIError
+			switch {
+			case err == nil:
+				kv = created
+			case Unanswered(err) || (errors.As(err, &api) && api.ErrorCode == errNoPeers):
+				return err
+			default:
+				return service.Permanent(err)
 			}
 		}
-		if kv != nil {
-			if _, err = kv.Status(try); err == nil {
-				_, err = kv.Get(try, readyProbe)
-			}
-			if !Unanswered(err) {
-				cancelTry()
-				return kv, nil
-			}
+		_, err := kv.Status(ctx)
+		if err == nil {
+			_, err = kv.Get(ctx, readyProbe)
 		}
-		cancelTry()
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("open kv bucket %s: the cluster does not answer: %w", cfg.Bucket, err)
-		case <-wait.C:
+		if Unanswered(err) {
+			return err
 		}
+		return nil
+	}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
 	}
+	return kv, nil
 }

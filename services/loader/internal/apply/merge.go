@@ -344,7 +344,7 @@ func (x *job) transact(ctx context.Context, conn *pgx.Conn, p *plan, peeked appl
 	d := x.a.cfg.Dialect
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin on %s: %w", x.target, err)
+		return fmt.Errorf("begin on %s: %w", x.target, warehouse.Detailed(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
 	exec := func(action, sql string) error {

@@ -79,7 +79,7 @@ func (x *job) readState(ctx context.Context, q sqlReader) (appliedState, error) 
 		x.a.mu.Lock()
 		delete(x.a.ready, x.state.SQL())
 		x.a.mu.Unlock()
-		return appliedState{}, fmt.Errorf("read state %s: %w", x.state.SQL(), err)
+		return appliedState{}, fmt.Errorf("read state %s: %w", x.state.SQL(), warehouse.Detailed(err))
 	}
 	if err != nil {
 		return appliedState{}, x.classify("read state "+x.state.SQL(), err)
@@ -91,7 +91,7 @@ func (x *job) readState(ctx context.Context, q sqlReader) (appliedState, error) 
 		var base, index, legacy int64
 		if err := rows.Scan(&src.DB, &src.Schema, &src.Table, &base, &index, &legacy); err != nil {
 			rows.Close()
-			return appliedState{}, fmt.Errorf("read state %s: %w", x.state.SQL(), err)
+			return appliedState{}, fmt.Errorf("read state %s: %w", x.state.SQL(), warehouse.Detailed(err))
 		}
 		if len(owners) == 0 {
 			st = appliedState{claimed: true, applied: walheader.Pos{Base: uint64(base), Index: uint64(index)}, legacy: uint64(legacy)}
@@ -142,7 +142,7 @@ func (x *job) claimAndRead(ctx context.Context, tx pgx.Tx, peeked appliedState) 
 	// on Postgres), it is worth a retry, never a park (the retry parks a
 	// second source).
 	if _, err := tx.Exec(ctx, warehouse.ClaimState(x.a.cfg.Dialect, x.state, x.target, x.src, x.a.now()), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("claim state row of %s: %w", x.target, err)
+		return fmt.Errorf("claim state row of %s: %w", x.target, warehouse.Detailed(err))
 	}
 	locked, err := x.readState(ctx, tx)
 	if err != nil {
