@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -14,11 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redms/redms/pkg/demo/verify"
 	"github.com/redms/redms/pkg/demo/workload"
-	"github.com/redms/redms/pkg/subject"
 	"github.com/redms/redms/pkg/testinfra/testenv"
 	"github.com/redms/redms/pkg/typemap"
 )
@@ -602,67 +599,73 @@ func (s *stack) killMidApply(ctx context.Context, t *testing.T) (string, error) 
 	return "", errNoWaiter
 }
 
-// owner is the loader whose current incarnation holds the lease of source
-// table public.<table>, nil when none does.
-func (s *stack) owner(ctx context.Context, table string) (*service, error) {
-	kv, err := s.js.KeyValue(ctx, "REDMS_LOADER_LEASES")
-	if err != nil {
-		return nil, fmt.Errorf("open the lease bucket: %w", err)
-	}
-	e, err := kv.Get(ctx, subject.KVKey(subject.Table{DB: sourceDB, Schema: "public", Name: table}))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the lease of %s: %w", table, err)
-	}
-	for _, p := range s.loaders {
-		if p.running() && string(e.Value()) == p.replica() {
-			return p, nil
-		}
-	}
-	return nil, nil
+// waiter is a warehouse backend inside a transaction that waits for a
+// lock, and the loader it serves (nil: none running).
+type waiter struct {
+	pid    int
+	loader *service
 }
 
 // waiters are the warehouse backends inside a transaction that wait for a
 // lock backend holder holds, running a statement that starts with prefix.
-func (s *stack) waiters(ctx context.Context, holder int, prefix string) ([]int, error) {
-	rows, err := s.warehouse.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE xact_start IS NOT NULL AND wait_event_type = 'Lock'
+// A loader names its connections "redms-loader <replica>".
+func (s *stack) waiters(ctx context.Context, holder int, prefix string) ([]waiter, error) {
+	rows, err := s.warehouse.Query(ctx, `SELECT pid, application_name FROM pg_stat_activity WHERE xact_start IS NOT NULL AND wait_event_type = 'Lock'
 		AND $1 = ANY (pg_blocking_pids(pid)) AND starts_with(query, $2)`, holder, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("look for blocked warehouse transactions: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[int])
+	var ws []waiter
+	var pid int
+	var app string
+	_, err = pgx.ForEachRow(rows, []any{&pid, &app}, func() error {
+		w := waiter{pid: pid}
+		for _, p := range s.loaders {
+			if p.running() && app == "redms-loader "+p.replica() {
+				w.loader = p
+			}
+		}
+		ws = append(ws, w)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look for blocked warehouse transactions: %w", err)
+	}
+	return ws, nil
 }
 
 // forceOverlap makes two loaders run windows of public.customers at once:
-// it locks the warehouse's customers table until the table's owner waits
-// on that lock inside its window transaction, SIGSTOPs the owner, releases
-// the lock (the paused transaction takes the loader's locks), waits until
-// another loader took the lease (past the TTL) and its window transaction
-// of the table waits for the paused one, and SIGCONTs the owner. The
-// applied-position fence decides who applies what.
+// it locks the warehouse's customers table until a loader waits on that
+// lock inside its window transaction, SIGSTOPs that loader (found by the
+// backend's application_name: the lease may be moving between replicas
+// at that moment), releases the lock (the paused transaction takes the
+// loader's locks), waits until another loader took the table (past the
+// lease TTL) and its window transaction waits for the paused one, and
+// SIGCONTs the first. The applied-position fence decides who applies what.
 func (s *stack) forceOverlap(ctx context.Context, t *testing.T) (string, error) {
-	owner, err := s.owner(ctx, "customers")
-	if err != nil || owner == nil {
-		return "", fmt.Errorf("no running owner of public.customers (%v)", err)
-	}
 	tx, me, unlock, err := s.lockTable(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	var first []int
-	for deadline := time.Now().Add(15 * time.Second); len(first) == 0; time.Sleep(50 * time.Millisecond) {
+	var first waiter
+	for deadline := time.Now().Add(15 * time.Second); first.loader == nil; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return "", errNoWaiter
 		}
 		// the lock at the start of a window transaction (not, say, a
 		// VARCHAR widening before one)
-		if first, err = s.waiters(ctx, me, "LOCK TABLE "); err != nil {
+		ws, err := s.waiters(ctx, me, "LOCK TABLE ")
+		if err != nil {
 			return "", err
 		}
+		for _, w := range ws {
+			if w.loader != nil {
+				first = w
+			}
+		}
 	}
+	owner := first.loader
 	if err := owner.current().Pause(); err != nil {
 		return "", fmt.Errorf("SIGSTOP %s: %w", owner.name, err)
 	}
@@ -688,41 +691,34 @@ func (s *stack) forceOverlap(ctx context.Context, t *testing.T) (string, error) 
 		var query, state string
 		err := s.warehouse.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND relation = to_regclass($2) AND granted),
 			coalesce((SELECT left(query, 200) FROM pg_stat_activity WHERE pid = $1), ''),
-			coalesce((SELECT state FROM pg_stat_activity WHERE pid = $1), 'gone')`, first[0], lockedTable).Scan(&held, &query, &state)
+			coalesce((SELECT state FROM pg_stat_activity WHERE pid = $1), 'gone')`, first.pid, lockedTable).Scan(&held, &query, &state)
 		if err != nil {
 			return "", fmt.Errorf("look at the paused owner's transaction: %w", err)
 		}
 		if held {
-			t.Logf("lease overlap: %s paused; its transaction (backend %d, %q) holds the lock of %s", paused, first[0], query, lockedTable)
+			t.Logf("lease overlap: %s paused; its transaction (backend %d, %q) holds the lock of %s", paused, first.pid, query, lockedTable)
 			break
 		}
 		if state != "active" || time.Now().After(deadline) {
-			return "", fmt.Errorf("the paused owner's backend %d (%s, %q) never took the lock of %s", first[0], state, query, lockedTable)
+			return "", fmt.Errorf("the paused owner's backend %d (%s, %q) never took the lock of %s", first.pid, state, query, lockedTable)
 		}
 	}
-	var next *service
-	var second []int
-	for deadline := time.Now().Add(40 * time.Second); next == nil || len(second) == 0; time.Sleep(100 * time.Millisecond) {
+	var second waiter
+	for deadline := time.Now().Add(40 * time.Second); second.loader == nil; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			owner := "none"
-			if next != nil {
-				owner = next.replica()
-			}
-			return "", fmt.Errorf("%s paused inside its window transaction (backend %v), but within 40s no other loader ran a window of public.customers (owner now: %s)", paused, first, owner)
+			return "", fmt.Errorf("%s paused inside its window transaction (backend %d), but within 40s no other loader's transaction waited for it", paused, first.pid)
 		}
-		if next, err = s.owner(ctx, "customers"); err != nil {
+		ws, err := s.waiters(ctx, first.pid, "")
+		if err != nil {
 			return "", err
 		}
-		if next == owner {
-			next = nil
-		}
-		if next != nil {
-			if second, err = s.waiters(ctx, first[0], ""); err != nil {
-				return "", err
+		for _, w := range ws {
+			if w.loader != nil && w.loader != owner {
+				second = w
 			}
 		}
 	}
 	resume()
 	return fmt.Sprintf("lease overlap: %s SIGSTOPped inside its window transaction of public.customers (backend %d) past the lease TTL; "+
-		"%s took the table and its window transaction (backend %v) waited for the paused one; %s SIGCONTed", paused, first[0], next.replica(), second, paused), nil
+		"%s took the table and its window transaction (backend %d) waited for the paused one; %s SIGCONTed", paused, first.pid, second.loader.replica(), second.pid, paused), nil
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/redms/redms/pkg/typemap"
 )
 
 func TestConfigDefaultsAndValidate(t *testing.T) {
@@ -62,5 +65,25 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 	check(reflect.TypeFor[Config]())
 	if !strings.Contains(defaultReplicaID(), "-") {
 		t.Errorf("defaultReplicaID = %q", defaultReplicaID())
+	}
+}
+
+// TestWarehouseSessionsNameTheReplica: the loader's warehouse sessions
+// carry its replica id (the e2e lease overlap finds the paused replica by
+// it), and a URL's own application_name wins.
+func TestWarehouseSessionsNameTheReplica(t *testing.T) {
+	for url, want := range map[string]string{
+		"postgres://x@127.0.0.1:1/w":                      "redms-loader r-1",
+		"postgres://x@127.0.0.1:1/w?application_name=etl": "etl",
+	} {
+		pool, err := warehousePool(context.Background(), Config{Warehouse: typemap.Warehouse{WarehouseURL: url}, ReplicaID: "r-1"})
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		got := pool.Config().ConnConfig.RuntimeParams["application_name"]
+		pool.Close()
+		if got != want {
+			t.Errorf("%s: application_name %q, want %q", url, got, want)
+		}
 	}
 }

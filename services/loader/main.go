@@ -121,9 +121,9 @@ func loader(ctx context.Context, p *service.Process, cfg Config, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("open jetstream: %w", err)
 	}
-	pool, err := pgxpool.New(ctx, cfg.WarehouseURL)
+	pool, err := warehousePool(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("open warehouse pool: %w", err)
+		return err
 	}
 	defer pool.Close()
 	s3c, err := s3Client(ctx, cfg)
@@ -280,4 +280,22 @@ func (c *crashAfterCommit) Apply(ctx context.Context, w apply.Window) (apply.Res
 		os.Exit(137)
 	}
 	return res, err
+}
+
+// warehousePool opens the warehouse connections under the replica's name
+// (application_name, unless the URL sets one), so that the cluster's
+// session and lock views say which replica holds a table's lock.
+func warehousePool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.WarehouseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse REDMS_WAREHOUSE_URL: %w", err)
+	}
+	if _, set := pc.ConnConfig.RuntimeParams["application_name"]; !set {
+		pc.ConnConfig.RuntimeParams["application_name"] = "redms-loader " + cfg.ReplicaID
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open warehouse pool: %w", err)
+	}
+	return pool, nil
 }
