@@ -254,3 +254,53 @@ func FuzzFitNumeric(f *testing.F) {
 		}
 	})
 }
+
+// TestFastPathsAgree: a value Fit passes through unchanged without parsing
+// is one the general rewrite returns unchanged (the fast paths may leave
+// rarer forms to it: a BC or five-digit year).
+func TestFastPathsAgree(t *testing.T) {
+	stamps := []string{"2026-01-01 00:00:01+00", "2026-01-01 00:00:01.5+00", "2024-02-29 23:59:59.999999+00", "2023-02-29 00:00:00+00",
+		"2026-13-01 00:00:00+00", "2026-01-01 24:00:00+00", "0000-01-01 00:00:00+00", "0001-01-01 00:00:00+00 BC", "2026-01-01T00:00:00+00",
+		"2026-01-01 00:00:00+01", "2026-01-01 00:00:00.+00", "2026-01-01 00:00:00.x1+00", "12026-01-01 00:00:00+00", " 2026-01-01 00:00:00+00",
+		"2026-01-01 00:00:00+00:00", "2026-1-01 00:00:00+00", "2026-04-31 00:00:00+00"}
+	for _, v := range stamps {
+		if slow, ok := utcTimestamp(v); isUTCTimestamp(v) && !(ok && slow == v && dateInRange(v)) {
+			t.Errorf("isUTCTimestamp(%q), but the rewrite gives %q, %v", v, slow, ok)
+		}
+	}
+	nums := []string{"0", "-0", "0.00", "-0.00", "-0.01", "0.5", "1.50", "1.5", "10000.01", "-10000.01", "007.00", "1e3", "+1.00", " 1.00",
+		"9999999999.99", "99999999999.99", "123456789012345678", "1234567890123456789", "9223372036854775807", "1.", ".50", "1.5x"}
+	for _, tg := range []Target{Make(KindNumeric, 12, 2, 0), Make(KindNumeric, 19, 0, 0), Make(KindNumeric, 38, 0, 0), Make(KindNumeric, 18, 0, 0)} {
+		for _, v := range nums {
+			got, null, rule := fitNumeric(tg, v)
+			if fast := numericFits(tg, v); fast && (got != v || null || rule != "") {
+				t.Errorf("numericFits(%v, %q) but fitNumeric gives %q, %v, %q", tg, v, got, null, rule)
+			}
+		}
+	}
+	// The fast paths take what Postgres prints.
+	if !isUTCTimestamp("2026-01-01 00:00:01+00") || !numericFits(Make(KindNumeric, 12, 2, 0), "-10000.01") || !numericFits(Make(KindNumeric, 19, 0, 0), "0") {
+		t.Error("a value as Postgres prints it misses the fast path")
+	}
+}
+
+// FuzzFitFastPaths: whatever the fast paths accept, the general rewrite
+// returns unchanged.
+func FuzzFitFastPaths(f *testing.F) {
+	for _, s := range []string{"2026-01-01 00:00:01+00", "2024-02-29 23:59:59.5+00", "1.50", "-0.00", "12.34"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if isUTCTimestamp(v) {
+			if slow, ok := utcTimestamp(v); !ok || slow != v || !dateInRange(v) {
+				t.Fatalf("isUTCTimestamp(%q), but the rewrite gives %q, %v", v, slow, ok)
+			}
+		}
+		tg := Make(KindNumeric, 12, 2, 0)
+		if numericFits(tg, v) {
+			if got, null, rule := fitNumeric(tg, v); got != v || null || rule != "" {
+				t.Fatalf("numericFits(%q), but fitNumeric gives %q, %v, %q", v, got, null, rule)
+			}
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -352,9 +353,12 @@ func (x *job) transact(ctx context.Context, conn *pgx.Conn, p *plan, peeked appl
 			err := fmt.Errorf("%s on %s: a statement of %d bytes, more than the warehouse's %d", action, x.target, len(sql), warehouse.MaxStatementBytes)
 			return x.park(err.Error(), err)
 		}
-		if _, err := tx.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+		start := time.Now()
+		tag, err := tx.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
 			return x.classify(action, err)
 		}
+		x.log.Debug("statement done", "action", action, "rows", tag.RowsAffected(), "seconds", time.Since(start).Seconds())
 		return nil
 	}
 	// Locked before the transaction's snapshot: the fence reads the state
@@ -443,10 +447,12 @@ func (x *job) load(ctx context.Context, tx pgx.Tx, st *staging, exec func(string
 		}
 		loaded = n
 	} else {
+		start := time.Now()
 		tag, err := tx.Conn().PgConn().CopyFrom(ctx, st.file.CSV(), warehouse.CopyFromStdin(warehouse.StageTable, names, st.file.NullMarker))
 		if err != nil {
 			return x.classify("copy staged rows", err)
 		}
+		x.log.Debug("statement done", "action", "copy staged rows", "rows", tag.RowsAffected(), "seconds", time.Since(start).Seconds())
 		loaded = tag.RowsAffected()
 	}
 	x.res.Copies++

@@ -17,8 +17,10 @@ import (
 // replaces its key range. Before the window's merge steps, the target
 // rows in the parts' ranges are deleted unless a staged row names their
 // key: the keys each part kept (they changed while the chunk was read and
-// the stream carries them) and every key the window changes (its own
-// merge steps decide those, the chunk's rows among them). A part of a
+// the stream carries them) and every key the window's live changes touch
+// (its own merge steps decide those; an update may need the row's
+// unchanged TOAST values). A chunk's own rows need no protection: they are
+// whole, and the merge writes them after the delete. A part of a
 // keyless table's whole replace (full) deletes every row at its first
 // part; the window's changes before that part are superseded by it. A
 // part read with a --where filter (filtered) deletes nothing.
@@ -98,28 +100,18 @@ func (x *job) planSnapshot(p *plan, cur []warehouse.Column) error {
 			return x.park(err.Error(), err)
 		}
 	}
-	st := &p.stage
-	step := st.next()
-	keyAt := make([]int, len(keyCols))
-	keys := make([]warehouse.Match, len(keyCols))
-	for i, kc := range keyCols {
-		keyAt[i] = st.col(asKey, kc)
-		keys[i] = warehouse.Match{Target: kc.Name, Temp: st.name(keyAt[i]), Exact: kc.Type.Kind == typemap.KindVarchar}
-	}
+	var spare []walheader.Key
 	seen := map[string]bool{}
-	protect := func(k walheader.Key) error {
-		id := keyID(k)
-		if seen[id] {
-			return nil
+	protect := func(k walheader.Key) {
+		if id := keyID(k); !seen[id] {
+			seen[id] = true
+			spare = append(spare, k)
 		}
-		seen[id] = true
-		row := st.row(step)
-		for i, kc := range keyCols {
-			row[keyAt[i]] = x.fit(kc.Type, keyColumn(k[i]))
-		}
-		return x.add(st, row)
 	}
 	for _, a := range x.sel.accepted {
+		if snapshotOf(a.msg) != nil {
+			continue
+		}
 		r := a.rec
 		switch r.Kind {
 		case testdecoding.KindInsert, testdecoding.KindUpdate, testdecoding.KindDelete:
@@ -132,15 +124,34 @@ func (x *job) planSnapshot(p *plan, cur []warehouse.Column) error {
 		}
 		for _, img := range images {
 			if k, ok := keyOfImage(img, names); ok {
-				if err := protect(k); err != nil {
-					return err
-				}
+				protect(k)
 			}
 		}
 	}
 	for _, s := range parts {
 		for _, k := range s.Keep {
-			if err := protect(k); err != nil {
+			protect(k)
+		}
+	}
+	keys := make([]warehouse.Match, len(keyCols))
+	for i, kc := range keyCols {
+		keys[i] = warehouse.Match{Target: kc.Name, Exact: kc.Type.Kind == typemap.KindVarchar}
+	}
+	step := -1 // no key to spare: the range deletes need no staged step
+	if len(spare) > 0 {
+		st := &p.stage
+		step = st.next()
+		keyAt := make([]int, len(keyCols))
+		for i, kc := range keyCols {
+			keyAt[i] = st.col(asKey, kc)
+			keys[i].Temp = st.name(keyAt[i])
+		}
+		for _, k := range spare {
+			row := st.row(step)
+			for i, kc := range keyCols {
+				row[keyAt[i]] = x.fit(kc.Type, keyColumn(k[i]))
+			}
+			if err := x.add(st, row); err != nil {
 				return err
 			}
 		}

@@ -11,8 +11,9 @@ type Bound []string
 
 // DeleteRange is a snapshot chunk's range replace (docs/CONTRACTS.md): it
 // deletes the target rows whose key (keys, compared in key order) lies in
-// (from, to] and that no staging row of step names (the chunk's rows, the
-// keys it kept, every key the window changes).
+// (from, to] and that no staging row of step names (the keys the chunk
+// kept, every key the window's live changes touch); a step below 0 spares
+// none (a snapshot read while nothing changed: no anti-join to run).
 func DeleteRange(t Table, keys []Match, from, to Bound, step int) string {
 	cols := make([]string, len(keys))
 	for i, k := range keys {
@@ -25,7 +26,12 @@ func DeleteRange(t Table, keys []Match, from, to Bound, step int) string {
 	if to != nil {
 		conds = append(conds, "NOT "+lexAfter(cols, to))
 	}
-	conds = append(conds, "NOT EXISTS (SELECT 1 FROM "+Ident(StageTable)+" WHERE "+where(t, step, keys, false)+")")
+	if step >= 0 {
+		conds = append(conds, "NOT EXISTS (SELECT 1 FROM "+Ident(StageTable)+" WHERE "+where(t, step, keys, false)+")")
+	}
+	if len(conds) == 0 {
+		return "DELETE FROM " + t.SQL()
+	}
 	return "DELETE FROM " + t.SQL() + " WHERE " + strings.Join(conds, " AND ")
 }
 

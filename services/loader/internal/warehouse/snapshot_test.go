@@ -17,4 +17,12 @@ func TestDeleteRange(t *testing.T) {
 	if got != want {
 		t.Errorf("DeleteRange to\n got %s\nwant %s", got, want)
 	}
+	got = DeleteRange(tb, keys[:1], nil, Bound{"CAST('9' AS BIGINT)"}, -1)
+	want = `DELETE FROM "public"."t" WHERE NOT ("public"."t"."a" > CAST('9' AS BIGINT))`
+	if got != want {
+		t.Errorf("DeleteRange sparing no key\n got %s\nwant %s", got, want)
+	}
+	if got, want := DeleteRange(tb, keys, nil, nil, -1), `DELETE FROM "public"."t"`; got != want {
+		t.Errorf("DeleteRange of the whole key space\n got %s\nwant %s", got, want)
+	}
 }
