@@ -107,11 +107,20 @@ func runSnapshot(t *testing.T, dialect string) {
 	s.pg.Exec(t, sourceDB, `CREATE TABLE public.events_a PARTITION OF public.events FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')`)
 	s.pg.Exec(t, sourceDB, `CREATE TABLE public.events_b PARTITION OF public.events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')`)
 	s.pg.Exec(t, sourceDB, `INSERT INTO public.events SELECT g, '2026-01-01'::date + (g % 59), 'e' || g FROM generate_series(1, 3000) g`)
+	// A text key under a linguistic collation (ICU: a < A < b < B), which
+	// the warehouse orders by bytes: chunk ranges must hold the same keys
+	// on both sides, or a chunk's range replace deletes other chunks' rows.
+	// Keys of mixed case (A..J and a..f), so ranges start and end at both.
+	s.pg.Exec(t, sourceDB, `CREATE TABLE public.words (w text COLLATE "und-x-icu" PRIMARY KEY, n integer)`)
+	s.pg.Exec(t, sourceDB, `INSERT INTO public.words SELECT translate(md5(g::text), '0123456789', 'ABCDEFGHIJ'), g FROM generate_series(1, 4000) g`)
 	s.createMarker(t)
-	tables := []string{"public.items", "public.pairs", "public.notes", "public.events", "public." + markerTable}
+	tables := []string{"public.items", "public.pairs", "public.notes", "public.events", "public.words", "public." + markerTable}
 
 	// Slow enough for the faults to land mid-snapshot.
 	s.startCapture(t, slot, "REDMS_SNAPSHOT_CHUNK_ROWS=500", "REDMS_SNAPSHOT_RATE=4000", "REDMS_EXCLUDE_TABLES=public.hidden")
+	// Windows of a few chunks, so that chunks apply in windows of their own
+	// (a window's adjacent chunk ranges merge into one).
+	s.loaderEnv = append(s.loaderEnv, "REDMS_WINDOW_RECORDS=1200")
 	s.startLoaders(t, 1)
 
 	// The workload changes rows while they are read.

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/redms/redms/pkg/testdecoding"
+	"github.com/redms/redms/pkg/typemap"
 	"github.com/redms/redms/pkg/walheader"
 )
 
@@ -28,13 +29,19 @@ type rowsQuerier interface {
 type column struct {
 	name     string
 	typ      string // format_type_be: what test_decoding prints
-	declared string // format_type with the modifier: what a bound is cast to
+	declared string // format_type with the modifier
 	oid      uint32
+	// sort is what a key is ordered and bounded by, bound the type a
+	// bound is cast to (typemap.SortKey): the warehouse's order, which
+	// the range replace of a chunk compares in.
+	sort, bound string
+	sameOrder   bool // sort is the column itself (an index on it serves)
 }
 
-// ColumnsSQL lists a table's live columns in attribute order; $1 is the
-// quoted qualified name.
-const ColumnsSQL = `SELECT a.attname::text, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod), a.atttypid::int8
+// ColumnsSQL lists a table's live columns in attribute order, with the
+// locale each compares by; $1 is the quoted qualified name.
+const ColumnsSQL = `SELECT a.attname::text, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod), a.atttypid::int8, ` +
+	typemap.CollationSQL + `
 FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`
 
 // EstimateSQL is the planner's row estimate of a table and its partitions.
@@ -51,10 +58,12 @@ func readColumns(ctx context.Context, q Querier, t testdecoding.Table) ([]column
 	for rows.Next() {
 		var c column
 		var oid int64
-		if err := rows.Scan(&c.name, &c.typ, &c.declared, &oid); err != nil {
+		var locale string
+		if err := rows.Scan(&c.name, &c.typ, &c.declared, &oid, &locale); err != nil {
 			return nil, fmt.Errorf("read columns of %s: %w", t, err)
 		}
 		c.oid = uint32(oid)
+		c.sort, c.bound, c.sameOrder = typemap.SortKey(testdecoding.QuoteIdentifier(c.name), c.declared, locale)
 		cols = append(cols, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -78,7 +87,9 @@ func estimate(ctx context.Context, q Querier, t testdecoding.Table) (int64, erro
 // column's, of the rows after the cursor ($1.. one per key column, absent
 // on the first chunk) and, with upto, at or before a range's end (the next
 // parameters, one per key column) in key order, at most limit of them;
-// where (may be empty) filters rows. keys index cols.
+// where (may be empty) filters rows. keys index cols. Key order is the
+// warehouse's (column.sort): a chunk's range must hold there exactly the
+// keys it held here, or its range replace deletes rows of other chunks.
 func ChunkSQL(t testdecoding.Table, cols []column, keys []int, after, upto bool, where string, limit int) string {
 	var b strings.Builder
 	b.WriteString("SELECT ")
@@ -103,8 +114,8 @@ func ChunkSQL(t testdecoding.Table, cols []column, keys []int, after, upto bool,
 		var l, r []string
 		for _, k := range keys {
 			param++
-			l = append(l, testdecoding.QuoteIdentifier(cols[k].name))
-			r = append(r, "$"+strconv.Itoa(param)+"::"+cols[k].declared)
+			l = append(l, cols[k].sort)
+			r = append(r, "$"+strconv.Itoa(param)+"::"+cols[k].bound)
 		}
 		conds = append(conds, "("+strings.Join(l, ", ")+") "+op+" ("+strings.Join(r, ", ")+")")
 	}
@@ -126,7 +137,7 @@ func ChunkSQL(t testdecoding.Table, cols []column, keys []int, after, upto bool,
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(testdecoding.QuoteIdentifier(cols[k].name))
+			b.WriteString(cols[k].sort)
 		}
 	}
 	b.WriteString(" LIMIT " + strconv.Itoa(limit))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redms/redms/pkg/testdecoding"
 	"github.com/redms/redms/pkg/testinfra/testenv"
+	"github.com/redms/redms/pkg/typemap"
 )
 
 func TestReadChunksCompositeKey(t *testing.T) {
@@ -83,7 +84,7 @@ func readFirst(t *testing.T, pool *pgxpool.Pool, name string) ([]row, *visibilit
 }
 
 func TestChunkSQL(t *testing.T) {
-	cols := []column{{name: "id", declared: "bigint"}, {name: "Day", declared: "date"}, {name: "what", declared: "text"}}
+	cols := []column{sortable("id", "bigint", ""), sortable("Day", "date", ""), sortable("what", "text", "C")}
 	tb := testdecoding.Table{Schema: "public", Name: "events"}
 	got := ChunkSQL(tb, cols, []int{0, 1}, true, false, "what <> 'x'", 500)
 	want := `SELECT id::text AS k0, "Day"::text AS k1, id::text AS c0, "Day"::text AS c1, what::text AS c2 FROM public.events WHERE (id, "Day") > ($1::bigint, $2::date) AND (what <> 'x') ORDER BY id, "Day" LIMIT 500`
@@ -102,6 +103,66 @@ func TestChunkSQL(t *testing.T) {
 	want = `SELECT id::text AS k0, id::text AS c0, "Day"::text AS c1, what::text AS c2 FROM public.events WHERE (id) <= ($1::bigint) ORDER BY id LIMIT 5`
 	if got != want {
 		t.Errorf("ChunkSQL up to a range's end\n got %s\nwant %s", got, want)
+	}
+	// A text key under a linguistic collation is ordered as the warehouse
+	// orders it, by its bytes.
+	cols[2] = sortable("what", "text", "icu")
+	got = ChunkSQL(tb, cols, []int{2, 0}, true, false, "", 5)
+	want = `SELECT what::text AS k0, id::text AS k1, id::text AS c0, "Day"::text AS c1, what::text AS c2 FROM public.events WHERE (what::text COLLATE "C", id) > ($1::text, $2::bigint) ORDER BY what::text COLLATE "C", id LIMIT 5`
+	if got != want {
+		t.Errorf("ChunkSQL with a collated text key\n got %s\nwant %s", got, want)
+	}
+}
+
+// sortable is a column as readColumns makes it.
+func sortable(name, declared, locale string) column {
+	c := column{name: name, declared: declared}
+	c.sort, c.bound, c.sameOrder = typemap.SortKey(testdecoding.QuoteIdentifier(name), declared, locale)
+	return c
+}
+
+// TestReadChunksInWarehouseOrder: keys whose source order is not the
+// warehouse's (text under a linguistic collation, an enum) are read in the
+// warehouse's order, bytes of their text, so that each chunk's range holds
+// in the warehouse exactly the chunk's keys (its range replace deletes the
+// rest of the range). Read in the source's order, the range (a, A] of
+// ICU's a < A < b < B holds B and a in the warehouse, a row of another
+// chunk the range replace deletes.
+func TestReadChunksInWarehouseOrder(t *testing.T) {
+	pool := sourceWith(t, strings.Join([]string{
+		`CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy')`,
+		`CREATE TABLE public.words (w text COLLATE "und-x-icu", m public.mood, n int, PRIMARY KEY (w, m))`,
+		`INSERT INTO public.words SELECT w, m, 1 FROM unnest(ARRAY['a', 'A', 'b', 'B', 'é', 'E', 'z', '_x', 'a b', 'ab']) w, unnest(enum_range(NULL::public.mood)) m`,
+	}, "; "))
+	ctx := context.Background()
+	tb := testdecoding.Table{Schema: "public", Name: "words"}
+	cols, err := readColumns(ctx, pool, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var cursor []*string
+	for {
+		rows, last, _, err := readChunk(ctx, pool, tb, cols, []int{0, 1}, cursor, nil, "", 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			got = append(got, *r.vals[0]+"/"+*r.vals[1])
+		}
+		if len(rows) < 4 {
+			break
+		}
+		cursor = last
+	}
+	if len(got) != 30 {
+		t.Fatalf("read %d rows, want 30: %q", len(got), got)
+	}
+	for i := 1; i < len(got); i++ {
+		a, b := strings.SplitN(got[i-1], "/", 2), strings.SplitN(got[i], "/", 2)
+		if a[0] > b[0] || (a[0] == b[0] && a[1] >= b[1]) {
+			t.Fatalf("rows read out of the warehouse's (byte) order: %q before %q in %q", got[i-1], got[i], got)
+		}
 	}
 }
 

@@ -163,7 +163,7 @@ func (x *job) planSnapshot(p *plan, cur []warehouse.Column) error {
 			x.log.Warn("snapshot range with a NULL key bound: not replaced", "from", sp.from, "to", sp.to)
 			continue
 		}
-		p.snapshot = append(p.snapshot, warehouse.DeleteRange(x.tgt, keys, from, to, step))
+		p.snapshot = append(p.snapshot, warehouse.DeleteRange(x.a.cfg.Dialect, x.tgt, keys, from, to, step))
 	}
 	x.res.Rows["snapshot-range"] += len(parts)
 	return nil

@@ -14,10 +14,16 @@ type Bound []string
 // (from, to] and that no staging row of step names (the keys the chunk
 // kept, every key the window's live changes touch); a step below 0 spares
 // none (a snapshot read while nothing changed: no anti-join to run).
-func DeleteRange(t Table, keys []Match, from, to Bound, step int) string {
+// Text keys compare by their bytes, as capture reads a chunk's range
+// (typemap.SortKey): Redshift has no other order, and on Postgres the key
+// compares under collation "C" whatever the database's.
+func DeleteRange(d Dialect, t Table, keys []Match, from, to Bound, step int) string {
 	cols := make([]string, len(keys))
 	for i, k := range keys {
 		cols[i] = t.SQL() + "." + Ident(k.Target)
+		if k.Exact && d == Postgres {
+			cols[i] += ` COLLATE "C"`
+		}
 	}
 	conds := []string{}
 	if from != nil {

@@ -285,10 +285,11 @@ func MaxDigits(d typemap.Dialect) int {
 // hashOf is the hash of a text: on a Postgres warehouse both sides are
 // Postgres and use its 64-bit hashtextextended (a third of MD5's cost, and
 // stable: hash partitioning relies on it); Redshift has only MD5 of the
-// two.
+// two. The text is hashed under collation "C": hashing needs a collation,
+// and text of columns under different ones has none.
 func hashOf(d typemap.Dialect, text string) string {
 	if d == typemap.Postgres {
-		return "hashtextextended(" + text + ", 0)"
+		return "hashtextextended((" + text + `) COLLATE "C", 0)`
 	}
 	return "MD5(" + text + ")"
 }

@@ -70,8 +70,8 @@ func TestBuckets(t *testing.T) {
 		{"postgres warehouse level 1", Buckets(Warehouse, typemap.Postgres, Table{Schema: "s", Name: "k", TargetSchema: "s", TargetName: "k", Columns: []Column{
 			{Name: "k", Declared: "character varying(10)", Target: typemap.Map(typemap.Postgres, "character varying(10)", typemap.Options{}), Key: true}}}, 5, []string{"0a1", "fff"}),
 			`SELECT lpad(to_hex(((kh >> 44) & 1048575)), 5, '0') AS b, COUNT(*), CAST(SUM(h) AS VARCHAR), '' FROM (` +
-				`SELECT hashtextextended(COALESCE(CAST(OCTET_LENGTH("k") AS VARCHAR) || ':' || "k", 'N'), 0) AS kh, ` +
-				`hashtextextended(COALESCE(CAST(OCTET_LENGTH("k") AS VARCHAR) || ':' || "k", 'N'), 0) AS h FROM "s"."k" OFFSET 0) r ` +
+				`SELECT hashtextextended((COALESCE(CAST(OCTET_LENGTH("k") AS VARCHAR) || ':' || "k", 'N')) COLLATE "C", 0) AS kh, ` +
+				`hashtextextended((COALESCE(CAST(OCTET_LENGTH("k") AS VARCHAR) || ':' || "k", 'N')) COLLATE "C", 0) AS h FROM "s"."k" OFFSET 0) r ` +
 				`WHERE ((kh >> 52) & 4095) IN (161, 4095) GROUP BY ((kh >> 44) & 1048575) ORDER BY 1`},
 	}
 	for _, c := range cases {
@@ -86,7 +86,7 @@ func TestRowsKeyless(t *testing.T) {
 		{Name: "a", Declared: "integer", Target: typemap.Map(typemap.Postgres, "integer", typemap.Options{})},
 	}}
 	got := Rows(Warehouse, typemap.Postgres, tb, []string{"ab"})
-	want := `SELECT lpad(to_hex(kh), 16, '0'), CAST(h AS VARCHAR), v0 FROM (SELECT h AS kh, r0.* FROM (SELECT hashtextextended(COALESCE(CAST("a" AS VARCHAR), 'N'), 0) AS h, CAST("a" AS VARCHAR) AS v0 FROM "s"."bag") r0 OFFSET 0) r WHERE ((kh >> 56) & 255) IN (171)`
+	want := `SELECT lpad(to_hex(kh), 16, '0'), CAST(h AS VARCHAR), v0 FROM (SELECT h AS kh, r0.* FROM (SELECT hashtextextended((COALESCE(CAST("a" AS VARCHAR), 'N')) COLLATE "C", 0) AS h, CAST("a" AS VARCHAR) AS v0 FROM "s"."bag") r0 OFFSET 0) r WHERE ((kh >> 56) & 255) IN (171)`
 	if got != want {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}

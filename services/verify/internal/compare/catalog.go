@@ -36,9 +36,9 @@ const listTablesSQL = `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_names
 
 // sourceColumnsSQL lists a table's columns: name, type as test_decoding
 // prints it, declared type, in the primary key, and whether the table's
-// replica identity is FULL.
+// replica identity is FULL, and the locale it compares by.
 const sourceColumnsSQL = `SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod), ` +
-	`COALESCE(a.attnum = ANY (i.indkey), false), c.relreplident = 'f' ` +
+	`COALESCE(a.attnum = ANY (i.indkey), false), c.relreplident = 'f', ` + typemap.CollationSQL + ` ` +
 	`FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid ` +
 	`LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary ` +
 	`WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ` +
@@ -77,8 +77,8 @@ func describe(ctx context.Context, src, wh querier, n Name, opts Options) (check
 	full := false
 	t.Columns, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (checksum.Column, error) {
 		var c checksum.Column
-		var printed string
-		err := r.Scan(&c.Name, &printed, &c.Declared, &c.Key, &full)
+		var printed, locale string
+		err := r.Scan(&c.Name, &printed, &c.Declared, &c.Key, &full, &locale)
 		c.Target = typemap.Map(opts.Dialect, typemap.Declared(printed, c.Declared), opts.Map)
 		return c, err
 	})

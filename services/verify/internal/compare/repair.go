@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/redms/redms/pkg/snaprequest"
+	"github.com/redms/redms/pkg/typemap"
 	"github.com/redms/redms/pkg/walheader"
 	"github.com/redms/redms/services/verify/internal/checksum"
 )
@@ -30,11 +31,11 @@ func RepairRanges(ctx context.Context, src *pgxpool.Pool, tr TableResult) (range
 		return nil, true, nil
 	}
 	n := ParseName(tr.Table)
-	declared, err := keyTypes(ctx, src, n, tr.Keys)
+	declared, locales, err := keyTypes(ctx, src, n, tr.Keys)
 	if err != nil {
 		return nil, false, err
 	}
-	sql := lowerKeySQL(n, tr.Keys, declared)
+	sql := lowerKeySQL(n, tr.Keys, declared, locales)
 	seen := map[string]bool{}
 	for _, d := range tr.Diffs {
 		to := make(walheader.Key, len(tr.Keys))
@@ -75,51 +76,56 @@ func RepairRanges(ctx context.Context, src *pgxpool.Pool, tr TableResult) (range
 }
 
 // lowerKeySQL selects the greatest key of n below the one given as $1..
-// (one per key column, cast to its declared type), as text. Aliased: ORDER
+// (one per key column), as text, in the order capture reads a snapshot's
+// ranges in, the warehouse's (typemap.SortKey; a key column compares by
+// its declared type, or by its text under collation "C"). Aliased: ORDER
 // BY a column's name must mean the column, not its text (which sorts 999
 // after 3001).
-func lowerKeySQL(n Name, keys, declared []string) string {
+func lowerKeySQL(n Name, keys, declared, locales []string) string {
 	cols := make([]string, len(keys))
 	params := make([]string, len(keys))
 	desc := make([]string, len(keys))
 	texts := make([]string, len(keys))
 	for i, k := range keys {
-		cols[i] = checksum.Ident(k)
-		params[i] = "$" + strconv.Itoa(i+1) + "::" + declared[i]
-		desc[i] = cols[i] + " DESC"
-		texts[i] = cols[i] + "::text AS k" + strconv.Itoa(i)
+		sort, bound, _ := typemap.SortKey(checksum.Ident(k), declared[i], locales[i])
+		cols[i] = sort
+		params[i] = "$" + strconv.Itoa(i+1) + "::" + bound
+		desc[i] = sort + " DESC"
+		texts[i] = checksum.Ident(k) + "::text AS k" + strconv.Itoa(i)
 	}
 	return "SELECT " + strings.Join(texts, ", ") + " FROM " + checksum.Ident(n.Schema) + "." + checksum.Ident(n.Table) +
 		" WHERE (" + strings.Join(cols, ", ") + ") < (" + strings.Join(params, ", ") + ")" +
 		" ORDER BY " + strings.Join(desc, ", ") + " LIMIT 1"
 }
 
-// keyTypes are the declared source types of keys.
-func keyTypes(ctx context.Context, src *pgxpool.Pool, n Name, keys []string) ([]string, error) {
+// keyTypes are the declared source types of keys and the locales they
+// compare by.
+func keyTypes(ctx context.Context, src *pgxpool.Pool, n Name, keys []string) (declared, locales []string, err error) {
 	rows, err := src.Query(ctx, sourceColumnsSQL, checksum.Ident(n.Schema)+"."+checksum.Ident(n.Table))
 	if err != nil {
-		return nil, fmt.Errorf("read source columns of %s: %w", n, err)
+		return nil, nil, fmt.Errorf("read source columns of %s: %w", n, err)
 	}
-	types := map[string]string{}
+	types, locale := map[string]string{}, map[string]string{}
 	for rows.Next() {
-		var name, printed, decl string
+		var name, printed, decl, loc string
 		var key, full bool
-		if err := rows.Scan(&name, &printed, &decl, &key, &full); err != nil {
+		if err := rows.Scan(&name, &printed, &decl, &key, &full, &loc); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("read source columns of %s: %w", n, err)
+			return nil, nil, fmt.Errorf("read source columns of %s: %w", n, err)
 		}
-		types[name] = decl
+		types[name], locale[name] = decl, loc
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read source columns of %s: %w", n, err)
+		return nil, nil, fmt.Errorf("read source columns of %s: %w", n, err)
 	}
-	out := make([]string, len(keys))
+	declared, locales = make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
-		if out[i] = types[k]; out[i] == "" {
-			return nil, fmt.Errorf("key column %s is no longer a column of %s", k, n)
+		if declared[i] = types[k]; declared[i] == "" {
+			return nil, nil, fmt.Errorf("key column %s is no longer a column of %s", k, n)
 		}
+		locales[i] = locale[k]
 	}
-	return out, nil
+	return declared, locales, nil
 }
 
 // Applied is the applied position of n's target in the warehouse state;
