@@ -17,6 +17,11 @@ import (
 // ...) TO STDOUT piped into COPY ... FROM STDIN of the same rows into the
 // same warehouse in the same run: snapshot/copy-ratio is the pipeline's
 // rows/s over COPY's. Capture's and the loader's peak RSS are reported.
+// To see where the time goes: REDMS_BENCH_DEBUG=1 logs the loader's
+// statements (REDMS_LOG_LEVEL=debug) and serves pprof of the loader on
+// 127.0.0.1:6061 and of capture on 127.0.0.1:6062 (keep the logs with
+// REDMS_E2E_LOGDIR); REDMS_BENCH_LOADER_ENV adds space-separated
+// variables to the loader's environment (GOMEMLIMIT=2GiB, say).
 func BenchmarkSnapshot(b *testing.B) {
 	n := 2_000_000
 	if v := os.Getenv("REDMS_BENCH_SNAPSHOT_ROWS"); v != "" {
@@ -65,7 +70,17 @@ func BenchmarkSnapshot(b *testing.B) {
 
 	// The pipeline: capture's initial snapshot, one loader.
 	start = time.Now()
-	s.startCapture(b, slot, "REDMS_SNAPSHOT_RATE=0", "REDMS_SNAPSHOT_CHUNK_ROWS=20000")
+	captureEnv := []string{"REDMS_SNAPSHOT_RATE=0", "REDMS_SNAPSHOT_CHUNK_ROWS=20000"}
+	if os.Getenv("REDMS_BENCH_DEBUG") != "" {
+		captureEnv = append(captureEnv, "REDMS_PPROF_ADDR=127.0.0.1:6062")
+	}
+	s.startCapture(b, slot, captureEnv...)
+	if v := os.Getenv("REDMS_BENCH_LOADER_ENV"); v != "" {
+		s.loaderEnv = append(s.loaderEnv, strings.Fields(v)...)
+	}
+	if os.Getenv("REDMS_BENCH_DEBUG") != "" {
+		s.loaderEnv = append(s.loaderEnv, "REDMS_LOG_LEVEL=debug", "REDMS_PPROF_ADDR=127.0.0.1:6061")
+	}
 	s.startLoaders(b, 1)
 	s.waitSnapshots(b, []string{"public.bench"}, nil, 60*time.Minute)
 	for {

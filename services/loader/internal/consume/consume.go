@@ -402,6 +402,10 @@ type open struct {
 // filling, and the changes held, are then abandoned un-acked and read again
 // from the next consumer; an apply in progress finishes and is removed
 // from the stream first.
+//
+// The next window fills while the previous one applies (docs/DESIGN.md
+// §5): one apply at a time, in order. A window closes only once the apply
+// before it has returned, so the changes that apply held come first in it.
 func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outcome, error) {
 	delivered := cons.CachedInfo().Delivered.Consumer
 	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(max(1, min(r.cfg.PullBatch, r.cfg.Limits.Records)), r.pullBytes()))
@@ -413,6 +417,7 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 	fill := window.New(r.cfg.Limits)
 	var w open
 	var highest uint64 // a sequence at or below this is a redelivery of a message of w or removed
+	sized := 0         // changes of the last window closed (grow's hint)
 	var wctx context.Context
 	cancelWindow := func() {}
 	defer func() { cancelWindow() }()
@@ -431,27 +436,80 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 		<-reporting
 		r.setHolding(apply.Result{}, nil)
 	}()
+	// The apply in flight, if any: its result comes on inflight, and
+	// returned ends when it has (waking a read that waits for messages).
+	var inflight chan applied
+	returned := context.Background()
+	filling := r.deps.Metrics.Filling.WithLabelValues(r.t.Label)
+	defer filling.Set(0)
+	defer func() {
+		if inflight != nil {
+			r.settle(<-inflight) // never return before the apply does
+		}
+	}()
+	// await takes the apply's result: w becomes the changes it held
+	// followed by the ones received meanwhile. done is false when the
+	// pump must return out, err.
+	await := func() (out outcome, done bool, err error) {
+		a := <-inflight
+		inflight, returned = nil, context.Background()
+		r.settle(a)
+		if !a.done || a.err != nil {
+			return a.out, false, a.err
+		}
+		if len(a.next.msgs) > 0 {
+			w = open{msgs: append(a.next.msgs, w.msgs...), replies: append(a.next.replies, w.replies...), carried: len(a.next.msgs)}
+		}
+		r.mu.Lock()
+		if r.windowOpen = !fill.Empty(); r.windowOpen {
+			r.openCommit = w.msgs[w.carried].Meta.CommitTime
+		}
+		r.mu.Unlock()
+		if missing, _ := r.report(soft, cons); missing {
+			return outcomeLost, false, nil
+		}
+		return 0, true, nil
+	}
 
 	for {
 		if soft.Err() != nil {
 			return outcomeStopped, nil
 		}
+		// The next window takes half its bytes while the one before it
+		// applies, then waits for that apply (memory: docs/DESIGN.md §5).
+		if inflight != nil && (returned.Err() != nil || fill.Ahead()) {
+			if out, done, err := await(); !done {
+				return out, err
+			}
+		}
 		closeNow := false
 		var msg jetstream.Msg
 		if fill.Empty() {
-			r.setIdle(true)
+			// Idle only with no apply in flight: its window's messages
+			// are delivered and un-acked, which the stall check must not
+			// take for a lost pull.
+			r.setIdle(inflight == nil)
 			idle, cancel := context.WithTimeout(live, r.cfg.Idle)
+			stop := context.AfterFunc(returned, cancel)
 			msg, err = it.Next(jetstream.NextContext(idle))
+			stop()
 			cancel()
-			if msg != nil || (err != nil && !errors.Is(err, context.DeadlineExceeded)) {
+			if msg != nil || (err != nil && !errors.Is(err, context.DeadlineExceeded) && !woken(returned, err)) {
 				r.setIdle(false)
 			}
-			if err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil {
+			if err != nil && (errors.Is(err, context.DeadlineExceeded) || woken(returned, err)) && soft.Err() == nil {
 				continue
 			}
 		} else {
-			msg, err = it.Next(jetstream.NextContext(wctx))
-			if err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil {
+			next, cancel := context.WithCancel(wctx)
+			stop := context.AfterFunc(returned, cancel)
+			msg, err = it.Next(jetstream.NextContext(next))
+			stop()
+			cancel()
+			switch {
+			case err != nil && woken(returned, err) && wctx.Err() == nil && soft.Err() == nil:
+				continue
+			case err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil:
 				closeNow, err = true, nil
 			}
 		}
@@ -494,7 +552,7 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			// A message (a batch of changes) goes into one window whole,
 			// and leaves the stream once every change of it is applied.
 			first := len(w.msgs)
-			w.msgs = appendMsgs(grow(w.msgs, w.carried+r.cfg.Limits.Records, max(1, len(meta.Lens))), seq, meta, metaErr, msg.Data())
+			w.msgs = appendMsgs(grow(w.msgs, w.carried+r.cfg.Limits.Records, max(1, len(meta.Lens)), sized), seq, meta, metaErr, msg.Data())
 			if r.cfg.AckMode == AckEach {
 				w.replies = append(w.replies, msg.Reply())
 				for range len(w.msgs) - first - 1 {
@@ -507,7 +565,9 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			}
 			if fill.Empty() {
 				r.mu.Lock()
-				r.openCommit, r.windowOpen = w.msgs[first].Meta.CommitTime, true
+				if !r.windowOpen { // else the window in flight is older
+					r.openCommit, r.windowOpen = w.msgs[first].Meta.CommitTime, true
+				}
 				r.mu.Unlock()
 				fill.Add(len(w.msgs)-first, size, time.Now())
 				cancelWindow()
@@ -516,25 +576,55 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 				fill.Add(len(w.msgs)-first, size, time.Now())
 			}
 			closeNow = fill.Full()
+			filling.Set(float64(fill.Records()))
 		}
 		if !closeNow {
 			continue
 		}
+		if inflight != nil {
+			if out, done, err := await(); !done {
+				return out, err
+			}
+		}
 		cancelWindow()
 		r.log.Debug("window closed", "changes", len(w.msgs), "held_before", w.carried, "bytes", fill.Bytes())
-		out, next, done, err := r.applyWindow(hard, soft, w)
-		if err != nil || !done {
-			return out, err
-		}
+		sized = len(w.msgs)
+		inflight = make(chan applied, 1)
+		var wake context.CancelFunc
+		returned, wake = context.WithCancel(context.Background())
+		go func(w open, result chan<- applied) {
+			result <- r.applyWindow(hard, soft, w)
+			wake()
+		}(w, inflight)
 		fill.Reset()
-		w = next
-		r.mu.Lock()
-		r.windowOpen = false
-		r.mu.Unlock()
-		if missing, _ := r.report(soft, cons); missing {
-			return outcomeLost, nil
-		}
+		filling.Set(0)
+		w = open{}
 	}
+}
+
+// applied is what applyWindow returned, and the target's applied position
+// it found or left.
+type applied struct {
+	out       outcome
+	next      open
+	done      bool
+	err       error
+	position  walheader.Pos
+	legacySeq uint64
+	known     bool // position and legacySeq are set
+}
+
+// settle notes the applied position an apply returned, which tells the
+// reads what is a redelivery.
+func (r *Runner) settle(a applied) {
+	if a.known {
+		r.position, r.legacySeq = a.position, a.legacySeq
+	}
+}
+
+// woken reports whether a read ended because the apply in flight returned.
+func woken(returned context.Context, err error) bool {
+	return returned.Err() != nil && errors.Is(err, context.Canceled)
 }
 
 // pullBytes bounds the bytes the client buffers ahead: with batches of up
@@ -572,16 +662,18 @@ func lost(live context.Context, err error) bool {
 }
 
 // applyWindow applies a window, retrying transient failures for as long as
-// they last, and removes what it committed from the stream. next is the
-// window the runner continues with: the changes held back. done is false
-// when the runner must return out.
-func (r *Runner) applyWindow(hard, soft context.Context, w open) (out outcome, next open, done bool, err error) {
+// they last, and removes what it committed from the stream. Its next is
+// the window the runner continues with: the changes held back; done is
+// false when the runner must return out. It runs beside the reads: what
+// it finds of the target's position it returns, for the pump to settle.
+func (r *Runner) applyWindow(hard, soft context.Context, w open) applied {
 	win := apply.Window{Table: r.t.Ref, Msgs: w.msgs}
 	b := service.Backoff{Min: r.cfg.Backoff, Max: r.cfg.MaxBackoff}
 	var res apply.Result
+	var err error
 	for attempt := 0; ; attempt++ {
 		if !r.holds(soft, "apply") {
-			return outcomeLeaseLost, open{}, false, nil
+			return applied{out: outcomeLeaseLost}
 		}
 		start := time.Now()
 		res, err = r.deps.Applier.Apply(hard, win)
@@ -591,7 +683,7 @@ func (r *Runner) applyWindow(hard, soft context.Context, w open) (out outcome, n
 			break
 		}
 		if hard.Err() != nil {
-			return outcomeStopped, open{}, false, nil
+			return applied{out: outcomeStopped}
 		}
 		r.deps.Metrics.ApplyErrors.WithLabelValues(r.t.Label).Inc()
 		if warehouse.SerializationConflict(err) {
@@ -599,7 +691,7 @@ func (r *Runner) applyWindow(hard, soft context.Context, w open) (out outcome, n
 		}
 		if pe, ok := errors.AsType[*apply.ParkError](err); ok {
 			r.setRetrying(false)
-			return outcomeParked, open{}, false, r.park(soft, w.msgs, parkReason(pe), pe.FirstLSN, pe.LastLSN, pe.FirstSeq, pe.LastSeq)
+			return applied{out: outcomeParked, err: r.park(soft, w.msgs, parkReason(pe), pe.FirstLSN, pe.LastLSN, pe.FirstSeq, pe.LastSeq)}
 		}
 		since := r.setRetrying(true)
 		backoff := b.Next()
@@ -611,19 +703,21 @@ func (r *Runner) applyWindow(hard, soft context.Context, w open) (out outcome, n
 		}
 		if service.Sleep(soft, backoff) != nil {
 			r.setRetrying(false)
-			return outcomeStopped, open{}, false, nil
+			return applied{out: outcomeStopped}
 		}
 	}
-	r.position, r.legacySeq = res.Position, res.LegacySeq
+	a := applied{position: res.Position, legacySeq: res.LegacySeq, known: true}
 	next, removable := split(w, res.Held)
 	r.setHolding(res, next.msgs)
 	if len(removable.msgs) > 0 {
 		if !r.holds(hard, "remove its committed window from the stream") {
-			return outcomeLeaseLost, open{}, false, nil
+			a.out = outcomeLeaseLost
+			return a
 		}
 		r.remove(hard, removable, next)
 	}
-	return 0, next, true, nil
+	a.next, a.done = next, true
+	return a
 }
 
 // split divides w into the held changes (indexes into w.msgs, ascending),

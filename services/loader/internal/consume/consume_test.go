@@ -553,3 +553,63 @@ func TestStalledPullIsRecreated(t *testing.T) {
 	}
 	eventually(t, "the stream to empty", func() bool { return e.streamMsgs(t) == 0 })
 }
+
+// gate is an Applier that holds each apply until released and notes
+// whether two ever overlap.
+type gate struct {
+	rec      recorder
+	release  chan struct{}
+	mu       sync.Mutex
+	running  int
+	overlaps int
+}
+
+func (g *gate) Apply(ctx context.Context, w apply.Window) (apply.Result, error) {
+	g.mu.Lock()
+	g.running++
+	if g.running > 1 {
+		g.overlaps++
+	}
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.running--
+		g.mu.Unlock()
+	}()
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return apply.Result{}, ctx.Err()
+	}
+	return g.rec.Apply(ctx, w)
+}
+
+// TestNextWindowFillsWhileOneApplies: while a window applies, the runner
+// receives the next one (the window it fills grows), never applies two at
+// once, and applies them in order.
+func TestNextWindowFillsWhileOneApplies(t *testing.T) {
+	e := setup(t)
+	g := &gate{release: make(chan struct{})}
+	e.publish(t, insert(1), insert(2), insert(3), insert(4))
+	e.run(t, config(window.Limits{Duration: 300 * time.Millisecond, Bytes: 1 << 20, Records: 4}), g)
+	filling := e.m.Filling.WithLabelValues("public.orders")
+	eventually(t, "the first window to apply", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.running == 1
+	})
+	e.publish(t, insert(5), insert(6), insert(7), insert(8), insert(9))
+	eventually(t, "the next window to fill while the first applies", func() bool { return testutil.ToFloat64(filling) == 4 })
+	close(g.release)
+	eventually(t, "three windows", func() bool { return len(g.rec.got()) == 3 })
+	if got := fmt.Sprint(g.rec.got()); got != "[[1 2 3 4] [5 6 7 8] [9]]" {
+		t.Fatalf("windows = %s", got)
+	}
+	g.mu.Lock()
+	overlaps := g.overlaps
+	g.mu.Unlock()
+	if overlaps > 0 {
+		t.Fatalf("%d applies overlapped another", overlaps)
+	}
+	eventually(t, "the filling gauge back to 0", func() bool { return testutil.ToFloat64(filling) == 0 })
+}
