@@ -494,10 +494,11 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			msg, err = it.Next(jetstream.NextContext(idle))
 			stop()
 			cancel()
-			if msg != nil || (err != nil && !errors.Is(err, context.DeadlineExceeded) && !woken(returned, err)) {
+			woke := woken(returned, live, err)
+			if msg != nil || (err != nil && !errors.Is(err, context.DeadlineExceeded) && !woke) {
 				r.setIdle(false)
 			}
-			if err != nil && (errors.Is(err, context.DeadlineExceeded) || woken(returned, err)) && soft.Err() == nil {
+			if err != nil && (errors.Is(err, context.DeadlineExceeded) || woke) && soft.Err() == nil {
 				continue
 			}
 		} else {
@@ -506,11 +507,12 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			msg, err = it.Next(jetstream.NextContext(next))
 			stop()
 			cancel()
+			woke := woken(returned, live, err)
 			switch {
-			case err != nil && woken(returned, err) && wctx.Err() == nil && soft.Err() == nil:
+			case err != nil && soft.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || (woke && wctx.Err() != nil)):
+				closeNow, err = true, nil // the window's age (also when the apply returned at that moment)
+			case woke:
 				continue
-			case err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil:
-				closeNow, err = true, nil
 			}
 		}
 		if err != nil {
@@ -622,9 +624,10 @@ func (r *Runner) settle(a applied) {
 	}
 }
 
-// woken reports whether a read ended because the apply in flight returned.
-func woken(returned context.Context, err error) bool {
-	return returned.Err() != nil && errors.Is(err, context.Canceled)
+// woken reports whether a read ended because the apply in flight
+// returned: canceled while the reads go on (live).
+func woken(returned, live context.Context, err error) bool {
+	return err != nil && returned.Err() != nil && live.Err() == nil && errors.Is(err, context.Canceled)
 }
 
 // pullBytes bounds the bytes the client buffers ahead: with batches of up

@@ -613,3 +613,30 @@ func TestNextWindowFillsWhileOneApplies(t *testing.T) {
 	}
 	eventually(t, "the filling gauge back to 0", func() bool { return testutil.ToFloat64(filling) == 0 })
 }
+
+// TestWoken: a read counts as woken by the apply only when it was
+// canceled while the reads go on; a lost consumer (live canceled) or a
+// window's age is not a wake-up.
+func TestWoken(t *testing.T) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	live := context.Background()
+	gone, lose := context.WithCancel(context.Background())
+	lose()
+	for _, c := range []struct {
+		name           string
+		returned, live context.Context
+		err            error
+		want           bool
+	}{
+		{"apply returned", done, live, context.Canceled, true},
+		{"apply in flight", context.Background(), live, context.Canceled, false},
+		{"consumer lost meanwhile", done, gone, context.Canceled, false},
+		{"window's age", done, live, context.DeadlineExceeded, false},
+		{"a message", done, live, nil, false},
+	} {
+		if got := woken(c.returned, c.live, c.err); got != c.want {
+			t.Errorf("%s: woken = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
