@@ -79,18 +79,12 @@ func appendMsgs(dst []apply.Msg, seq uint64, meta walheader.Meta, err error, bod
 // grow returns msgs with room for n more messages: the capacity doubles
 // but stops at limit, the window's record limit. append's own steps of
 // 1.25× would leave a full million-message window up to a quarter of
-// slack, and copy it more often. A window's first array holds hint (the
-// changes of the window before, and a sixteenth more): windows of a
-// backlog are alike, and doubling up to one would leave up to half of it
-// unused and discard every smaller array on the way.
-func grow(msgs []apply.Msg, limit, n, hint int) []apply.Msg {
+// slack, and copy it more often.
+func grow(msgs []apply.Msg, limit, n int) []apply.Msg {
 	if len(msgs)+n <= cap(msgs) {
 		return msgs
 	}
 	c := max(min(2*cap(msgs), limit), 64, len(msgs)+n)
-	if cap(msgs) == 0 && hint > 0 {
-		c = max(min(hint+hint/16, limit), len(msgs)+n)
-	}
 	out := make([]apply.Msg, len(msgs), c)
 	copy(out, msgs)
 	return out

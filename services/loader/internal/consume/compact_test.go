@@ -64,13 +64,13 @@ func TestWindowMsgSharesRepeatedValues(t *testing.T) {
 func TestGrowStopsAtTheRecordLimit(t *testing.T) {
 	var msgs []apply.Msg
 	for i := range 1000 {
-		msgs = append(grow(msgs, 1000, 1, 0), apply.Msg{Seq: uint64(i + 1)})
+		msgs = append(grow(msgs, 1000, 1), apply.Msg{Seq: uint64(i + 1)})
 	}
 	if len(msgs) != 1000 || cap(msgs) != 1000 || msgs[999].Seq != 1000 || msgs[0].Seq != 1 {
 		t.Fatalf("len %d cap %d", len(msgs), cap(msgs))
 	}
 	// Past the limit (a limit lowered while a window fills) it still grows.
-	if got := grow(msgs, 1000, 1, 0); cap(got) <= 1000 || len(got) != 1000 {
+	if got := grow(msgs, 1000, 1); cap(got) <= 1000 || len(got) != 1000 {
 		t.Fatalf("past the limit: len %d cap %d", len(got), cap(got))
 	}
 }
@@ -83,18 +83,4 @@ func windowMsg(seq uint64, h nats.Header, body []byte, prev *apply.Msg) apply.Ms
 		dst = []apply.Msg{*prev}
 	}
 	return appendMsgs(dst, seq, meta, err, body)[len(dst)]
-}
-
-// TestGrowStartsAtTheHint: a window's first array holds the last window's
-// changes and a sixteenth more, within the record limit.
-func TestGrowStartsAtTheHint(t *testing.T) {
-	if got := cap(grow(nil, 200_000, 1, 81_800)); got != 81_800+81_800/16 {
-		t.Errorf("first array of %d, want %d", got, 81_800+81_800/16)
-	}
-	if got := cap(grow(nil, 1000, 1, 81_800)); got != 1000 {
-		t.Errorf("first array of %d, want the record limit 1000", got)
-	}
-	if got := cap(grow(make([]apply.Msg, 0, 128), 200_000, 129, 81_800)); got != 256 {
-		t.Errorf("second array of %d, want 256 (doubling)", got)
-	}
 }

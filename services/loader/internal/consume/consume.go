@@ -402,10 +402,6 @@ type open struct {
 // filling, and the changes held, are then abandoned un-acked and read again
 // from the next consumer; an apply in progress finishes and is removed
 // from the stream first.
-//
-// The next window fills while the previous one applies (docs/DESIGN.md
-// §5): one apply at a time, in order. A window closes only once the apply
-// before it has returned, so the changes that apply held come first in it.
 func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outcome, error) {
 	delivered := cons.CachedInfo().Delivered.Consumer
 	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(max(1, min(r.cfg.PullBatch, r.cfg.Limits.Records)), r.pullBytes()))
@@ -417,7 +413,6 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 	fill := window.New(r.cfg.Limits)
 	var w open
 	var highest uint64 // a sequence at or below this is a redelivery of a message of w or removed
-	sized := 0         // changes of the last window closed (grow's hint)
 	var wctx context.Context
 	cancelWindow := func() {}
 	defer func() { cancelWindow() }()
@@ -436,83 +431,28 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 		<-reporting
 		r.setHolding(apply.Result{}, nil)
 	}()
-	// The apply in flight, if any: its result comes on inflight, and
-	// returned ends when it has (waking a read that waits for messages).
-	var inflight chan applied
-	returned := context.Background()
-	filling := r.deps.Metrics.Filling.WithLabelValues(r.t.Label)
-	defer filling.Set(0)
-	defer func() {
-		if inflight != nil {
-			r.settle(<-inflight) // never return before the apply does
-		}
-	}()
-	// await takes the apply's result: w becomes the changes it held
-	// followed by the ones received meanwhile. done is false when the
-	// pump must return out, err.
-	await := func() (out outcome, done bool, err error) {
-		a := <-inflight
-		inflight, returned = nil, context.Background()
-		r.settle(a)
-		if !a.done || a.err != nil {
-			return a.out, false, a.err
-		}
-		if len(a.next.msgs) > 0 {
-			w = open{msgs: append(a.next.msgs, w.msgs...), replies: append(a.next.replies, w.replies...), carried: len(a.next.msgs)}
-		}
-		r.mu.Lock()
-		if r.windowOpen = !fill.Empty(); r.windowOpen {
-			r.openCommit = w.msgs[w.carried].Meta.CommitTime
-		}
-		r.mu.Unlock()
-		if missing, _ := r.report(soft, cons); missing {
-			return outcomeLost, false, nil
-		}
-		return 0, true, nil
-	}
 
 	for {
 		if soft.Err() != nil {
 			return outcomeStopped, nil
 		}
-		// The next window takes half its bytes while the one before it
-		// applies, then waits for that apply (memory: docs/DESIGN.md §5).
-		if inflight != nil && (returned.Err() != nil || fill.Ahead()) {
-			if out, done, err := await(); !done {
-				return out, err
-			}
-		}
 		closeNow := false
 		var msg jetstream.Msg
 		if fill.Empty() {
-			// Idle only with no apply in flight: its window's messages
-			// are delivered and un-acked, which the stall check must not
-			// take for a lost pull.
-			r.setIdle(inflight == nil)
+			r.setIdle(true)
 			idle, cancel := context.WithTimeout(live, r.cfg.Idle)
-			stop := context.AfterFunc(returned, cancel)
 			msg, err = it.Next(jetstream.NextContext(idle))
-			stop()
 			cancel()
-			woke := woken(returned, live, err)
-			if msg != nil || (err != nil && !errors.Is(err, context.DeadlineExceeded) && !woke) {
+			if msg != nil || (err != nil && !errors.Is(err, context.DeadlineExceeded)) {
 				r.setIdle(false)
 			}
-			if err != nil && (errors.Is(err, context.DeadlineExceeded) || woke) && soft.Err() == nil {
+			if err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil {
 				continue
 			}
 		} else {
-			next, cancel := context.WithCancel(wctx)
-			stop := context.AfterFunc(returned, cancel)
-			msg, err = it.Next(jetstream.NextContext(next))
-			stop()
-			cancel()
-			woke := woken(returned, live, err)
-			switch {
-			case err != nil && soft.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || (woke && wctx.Err() != nil)):
-				closeNow, err = true, nil // the window's age (also when the apply returned at that moment)
-			case woke:
-				continue
+			msg, err = it.Next(jetstream.NextContext(wctx))
+			if err != nil && errors.Is(err, context.DeadlineExceeded) && soft.Err() == nil {
+				closeNow, err = true, nil
 			}
 		}
 		if err != nil {
@@ -554,7 +494,7 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			// A message (a batch of changes) goes into one window whole,
 			// and leaves the stream once every change of it is applied.
 			first := len(w.msgs)
-			w.msgs = appendMsgs(grow(w.msgs, w.carried+r.cfg.Limits.Records, max(1, len(meta.Lens)), sized), seq, meta, metaErr, msg.Data())
+			w.msgs = appendMsgs(grow(w.msgs, w.carried+r.cfg.Limits.Records, max(1, len(meta.Lens))), seq, meta, metaErr, msg.Data())
 			if r.cfg.AckMode == AckEach {
 				w.replies = append(w.replies, msg.Reply())
 				for range len(w.msgs) - first - 1 {
@@ -567,9 +507,7 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 			}
 			if fill.Empty() {
 				r.mu.Lock()
-				if !r.windowOpen { // else the window in flight is older
-					r.openCommit, r.windowOpen = w.msgs[first].Meta.CommitTime, true
-				}
+				r.openCommit, r.windowOpen = w.msgs[first].Meta.CommitTime, true
 				r.mu.Unlock()
 				fill.Add(len(w.msgs)-first, size, time.Now())
 				cancelWindow()
@@ -578,56 +516,25 @@ func (r *Runner) pump(hard, soft context.Context, cons jetstream.Consumer) (outc
 				fill.Add(len(w.msgs)-first, size, time.Now())
 			}
 			closeNow = fill.Full()
-			filling.Set(float64(fill.Records()))
 		}
 		if !closeNow {
 			continue
 		}
-		if inflight != nil {
-			if out, done, err := await(); !done {
-				return out, err
-			}
-		}
 		cancelWindow()
 		r.log.Debug("window closed", "changes", len(w.msgs), "held_before", w.carried, "bytes", fill.Bytes())
-		sized = len(w.msgs)
-		inflight = make(chan applied, 1)
-		var wake context.CancelFunc
-		returned, wake = context.WithCancel(context.Background())
-		go func(w open, result chan<- applied) {
-			result <- r.applyWindow(hard, soft, w)
-			wake()
-		}(w, inflight)
+		out, next, done, err := r.applyWindow(hard, soft, w)
+		if err != nil || !done {
+			return out, err
+		}
 		fill.Reset()
-		filling.Set(0)
-		w = open{}
+		w = next
+		r.mu.Lock()
+		r.windowOpen = false
+		r.mu.Unlock()
+		if missing, _ := r.report(soft, cons); missing {
+			return outcomeLost, nil
+		}
 	}
-}
-
-// applied is what applyWindow returned, and the target's applied position
-// it found or left.
-type applied struct {
-	out       outcome
-	next      open
-	done      bool
-	err       error
-	position  walheader.Pos
-	legacySeq uint64
-	known     bool // position and legacySeq are set
-}
-
-// settle notes the applied position an apply returned, which tells the
-// reads what is a redelivery.
-func (r *Runner) settle(a applied) {
-	if a.known {
-		r.position, r.legacySeq = a.position, a.legacySeq
-	}
-}
-
-// woken reports whether a read ended because the apply in flight
-// returned: canceled while the reads go on (live).
-func woken(returned, live context.Context, err error) bool {
-	return err != nil && returned.Err() != nil && live.Err() == nil && errors.Is(err, context.Canceled)
 }
 
 // pullBytes bounds the bytes the client buffers ahead: with batches of up
@@ -665,18 +572,16 @@ func lost(live context.Context, err error) bool {
 }
 
 // applyWindow applies a window, retrying transient failures for as long as
-// they last, and removes what it committed from the stream. Its next is
-// the window the runner continues with: the changes held back; done is
-// false when the runner must return out. It runs beside the reads: what
-// it finds of the target's position it returns, for the pump to settle.
-func (r *Runner) applyWindow(hard, soft context.Context, w open) applied {
+// they last, and removes what it committed from the stream. next is the
+// window the runner continues with: the changes held back. done is false
+// when the runner must return out.
+func (r *Runner) applyWindow(hard, soft context.Context, w open) (out outcome, next open, done bool, err error) {
 	win := apply.Window{Table: r.t.Ref, Msgs: w.msgs}
 	b := service.Backoff{Min: r.cfg.Backoff, Max: r.cfg.MaxBackoff}
 	var res apply.Result
-	var err error
 	for attempt := 0; ; attempt++ {
 		if !r.holds(soft, "apply") {
-			return applied{out: outcomeLeaseLost}
+			return outcomeLeaseLost, open{}, false, nil
 		}
 		start := time.Now()
 		res, err = r.deps.Applier.Apply(hard, win)
@@ -686,7 +591,7 @@ func (r *Runner) applyWindow(hard, soft context.Context, w open) applied {
 			break
 		}
 		if hard.Err() != nil {
-			return applied{out: outcomeStopped}
+			return outcomeStopped, open{}, false, nil
 		}
 		r.deps.Metrics.ApplyErrors.WithLabelValues(r.t.Label).Inc()
 		if warehouse.SerializationConflict(err) {
@@ -694,7 +599,7 @@ func (r *Runner) applyWindow(hard, soft context.Context, w open) applied {
 		}
 		if pe, ok := errors.AsType[*apply.ParkError](err); ok {
 			r.setRetrying(false)
-			return applied{out: outcomeParked, err: r.park(soft, w.msgs, parkReason(pe), pe.FirstLSN, pe.LastLSN, pe.FirstSeq, pe.LastSeq)}
+			return outcomeParked, open{}, false, r.park(soft, w.msgs, parkReason(pe), pe.FirstLSN, pe.LastLSN, pe.FirstSeq, pe.LastSeq)
 		}
 		since := r.setRetrying(true)
 		backoff := b.Next()
@@ -706,21 +611,19 @@ func (r *Runner) applyWindow(hard, soft context.Context, w open) applied {
 		}
 		if service.Sleep(soft, backoff) != nil {
 			r.setRetrying(false)
-			return applied{out: outcomeStopped}
+			return outcomeStopped, open{}, false, nil
 		}
 	}
-	a := applied{position: res.Position, legacySeq: res.LegacySeq, known: true}
+	r.position, r.legacySeq = res.Position, res.LegacySeq
 	next, removable := split(w, res.Held)
 	r.setHolding(res, next.msgs)
 	if len(removable.msgs) > 0 {
 		if !r.holds(hard, "remove its committed window from the stream") {
-			a.out = outcomeLeaseLost
-			return a
+			return outcomeLeaseLost, open{}, false, nil
 		}
 		r.remove(hard, removable, next)
 	}
-	a.next, a.done = next, true
-	return a
+	return 0, next, true, nil
 }
 
 // split divides w into the held changes (indexes into w.msgs, ascending),

@@ -20,7 +20,6 @@ type Loader struct {
 	StagedBytes    *prometheus.CounterVec   // table
 	Copies         *prometheus.CounterVec   // table
 	Backlog        *prometheus.GaugeVec     // table
-	Filling        *prometheus.GaugeVec     // table
 	Lag            *prometheus.GaugeVec     // table
 	Replays        *prometheus.CounterVec   // table
 	Parked         *prometheus.GaugeVec     // table
@@ -83,10 +82,6 @@ func New(reg prometheus.Registerer) *Loader {
 		Backlog: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "redms_loader_backlog_messages",
 			Help: "Messages of the table not yet acked: consumer pending plus ack pending.",
-		}, []string{"table"}),
-		Filling: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "redms_loader_window_filling_changes",
-			Help: "Changes received into the table's next window, which fills while the window before it applies; 0 when none.",
 		}, []string{"table"}),
 		Lag: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "redms_loader_lag_seconds",

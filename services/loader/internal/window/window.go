@@ -50,11 +50,6 @@ func (f *Fill) Full() bool {
 	return f.records > 0 && (f.records >= f.limits.Records || f.bytes >= f.limits.Bytes)
 }
 
-// Ahead reports whether the window holds what it may take while the
-// window before it still applies: half its bytes, so that the two keep
-// within one and a half windows of memory.
-func (f *Fill) Ahead() bool { return f.bytes >= f.limits.Bytes/2 }
-
 // Deadline is when the window closes by age; zero when it is empty.
 func (f *Fill) Deadline() time.Time {
 	if f.records == 0 {

@@ -78,15 +78,3 @@ func TestFillDeadlineFollowsOldestMessage(t *testing.T) {
 		t.Fatalf("Deadline after reset = %v, want %v", f.Deadline(), want)
 	}
 }
-
-func TestFillAheadAtHalfItsBytes(t *testing.T) {
-	f := New(Limits{Duration: time.Second, Bytes: 100, Records: 1000})
-	f.Add(1, 49, time.Now())
-	if f.Ahead() {
-		t.Fatal("ahead at 49 of 100 bytes")
-	}
-	f.Add(1, 1, time.Now())
-	if !f.Ahead() || f.Full() {
-		t.Fatalf("at 50 of 100 bytes: ahead %v (want true), full %v (want false)", f.Ahead(), f.Full())
-	}
-}
