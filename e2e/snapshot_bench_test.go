@@ -70,15 +70,16 @@ func BenchmarkSnapshot(b *testing.B) {
 
 	// The pipeline: capture's initial snapshot, one loader.
 	start = time.Now()
+	debug := os.Getenv("REDMS_BENCH_DEBUG") != ""
 	captureEnv := []string{"REDMS_SNAPSHOT_RATE=0", "REDMS_SNAPSHOT_CHUNK_ROWS=20000"}
-	if os.Getenv("REDMS_BENCH_DEBUG") != "" {
+	if debug {
 		captureEnv = append(captureEnv, "REDMS_PPROF_ADDR=127.0.0.1:6062")
 	}
 	s.startCapture(b, slot, captureEnv...)
 	if v := os.Getenv("REDMS_BENCH_LOADER_ENV"); v != "" {
 		s.loaderEnv = append(s.loaderEnv, strings.Fields(v)...)
 	}
-	if os.Getenv("REDMS_BENCH_DEBUG") != "" {
+	if debug {
 		s.loaderEnv = append(s.loaderEnv, "REDMS_LOG_LEVEL=debug", "REDMS_PPROF_ADDR=127.0.0.1:6061")
 	}
 	s.startLoaders(b, 1)

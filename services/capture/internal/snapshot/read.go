@@ -35,8 +35,11 @@ type column struct {
 	// bound is cast to (typemap.SortKey): the warehouse's order, which
 	// the range replace of a chunk compares in.
 	sort, bound string
-	sameOrder   bool // sort is the column itself (an index on it serves)
 }
+
+// sortsItself reports whether a key of c is ordered by the column itself,
+// so that an index on it serves a chunk's read.
+func (c column) sortsItself() bool { return c.sort == testdecoding.QuoteIdentifier(c.name) }
 
 // ColumnsSQL lists a table's live columns in attribute order, with the
 // locale each compares by; $1 is the quoted qualified name.
@@ -63,7 +66,7 @@ func readColumns(ctx context.Context, q Querier, t testdecoding.Table) ([]column
 			return nil, fmt.Errorf("read columns of %s: %w", t, err)
 		}
 		c.oid = uint32(oid)
-		c.sort, c.bound, c.sameOrder = typemap.SortKey(testdecoding.QuoteIdentifier(c.name), c.declared, locale)
+		c.sort, c.bound, _ = typemap.SortKey(testdecoding.QuoteIdentifier(c.name), c.declared, locale)
 		cols = append(cols, c)
 	}
 	if err := rows.Err(); err != nil {

@@ -26,27 +26,36 @@ func TestReadChunksCompositeKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	var cursor []*string
-	chunks := 0
-	for {
-		rows, last, _, err := readChunk(ctx, pool, tb, cols, []int{0, 1}, cursor, nil, "", 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chunks++
-		for _, r := range rows {
+	chunks := readAll(t, pool, tb, cols, []int{0, 1}, 500)
+	for _, ch := range chunks {
+		for _, r := range ch {
 			if seen[r.key] {
 				t.Fatalf("row %q twice", r.text)
 			}
 			seen[r.key] = true
 		}
-		if len(rows) < 500 {
-			break
+	}
+	if len(seen) != 3000 || len(chunks) != 7 {
+		t.Errorf("read %d rows in %d chunks, want 3000 in 7", len(seen), len(chunks))
+	}
+}
+
+// readAll reads table tb chunk after chunk of limit rows, keyed by
+// keys (indexes into cols), until a chunk comes short.
+func readAll(t *testing.T, pool *pgxpool.Pool, tb testdecoding.Table, cols []column, keys []int, limit int) [][]row {
+	t.Helper()
+	var chunks [][]row
+	var cursor []*string
+	for {
+		rows, last, _, err := readChunk(context.Background(), pool, tb, cols, keys, cursor, nil, "", limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, rows)
+		if len(rows) < limit {
+			return chunks
 		}
 		cursor = last
-	}
-	if len(seen) != 3000 || chunks != 7 {
-		t.Errorf("read %d rows in %d chunks, want 3000 in 7", len(seen), chunks)
 	}
 }
 
@@ -117,7 +126,7 @@ func TestChunkSQL(t *testing.T) {
 // sortable is a column as readColumns makes it.
 func sortable(name, declared, locale string) column {
 	c := column{name: name, declared: declared}
-	c.sort, c.bound, c.sameOrder = typemap.SortKey(testdecoding.QuoteIdentifier(name), declared, locale)
+	c.sort, c.bound, _ = typemap.SortKey(testdecoding.QuoteIdentifier(name), declared, locale)
 	return c
 }
 
@@ -141,19 +150,10 @@ func TestReadChunksInWarehouseOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	var cursor []*string
-	for {
-		rows, last, _, err := readChunk(ctx, pool, tb, cols, []int{0, 1}, cursor, nil, "", 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rows {
+	for _, ch := range readAll(t, pool, tb, cols, []int{0, 1}, 4) {
+		for _, r := range ch {
 			got = append(got, *r.vals[0]+"/"+*r.vals[1])
 		}
-		if len(rows) < 4 {
-			break
-		}
-		cursor = last
 	}
 	if len(got) != 30 {
 		t.Fatalf("read %d rows, want 30: %q", len(got), got)

@@ -254,7 +254,7 @@ func (r *Runner) chunks(ctx context.Context, key string, st *snaprequest.Status)
 			return fmt.Errorf("%w: key column %q is not a column of %s", errRefused, k, t)
 		}
 		keys, keyCols = append(keys, i), append(keyCols, k)
-		if !cols[i].sameOrder {
+		if !cols[i].sortsItself() {
 			r.log.Warn("snapshot key column does not sort as the warehouse sorts it (a collation other than C, or a type compared there as text): "+
 				"chunks are read in the warehouse's order, by its text under COLLATE \"C\", and each chunk scans the table; "+
 				"an index on that expression makes them index scans",
