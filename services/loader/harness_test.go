@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -65,13 +66,24 @@ func newWorldOn(t testing.TB, natsURL string, replicas int) *world {
 	w.connect(t, natsURL)
 	w.whURL = w.pg.CreateDatabase(t, "warehouse")
 	w.s3.CreateBucket(t, w.bucket)
-	if _, err := w.js.CreateStream(context.Background(), jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name: testStream, Subjects: []string{subject.Wildcard}, Retention: jetstream.WorkQueuePolicy,
 		Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew, Duplicates: 2 * time.Minute, Replicas: replicas,
-	}); err != nil {
-		t.Fatalf("create stream: %v", err)
 	}
-	return w
+	// A cluster just started may not see all its peers yet: "no suitable
+	// peers for placement" (10005) is waited out (a CI run failed on it).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := w.js.CreateStream(context.Background(), cfg)
+		var api *jetstream.APIError
+		if err == nil {
+			return w
+		}
+		if !errors.As(err, &api) || api.ErrorCode != 10005 || time.Now().After(deadline) {
+			t.Fatalf("create stream: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // connect makes the world's own connection go to the first server of url.
