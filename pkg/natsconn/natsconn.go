@@ -58,13 +58,19 @@ const (
 // node restarts (nats-server's JSClusterNoPeersErrF).
 const errNoPeers jetstream.ErrorCode = 10005
 
+// errClusterUnavailable is JetStream's "system temporarily unavailable":
+// the meta group has no leader, as while most of the cluster is down
+// (nats-server's JSClusterNotAvailErr).
+const errClusterUnavailable jetstream.ErrorCode = 10008
+
 // OpenKeyValue creates the bucket cfg describes or updates it to cfg, and
 // returns once the bucket answers both its stream leader (writes) and a
 // read. On a cluster a bucket just created has no leader for a moment, and
 // a request then finds no responders (1 in 30 fresh 3-replica buckets
 // here, and a CI failure of the loader's first snapshot request); while a
-// node is offline a 3-replica bucket cannot be placed. Both are waited
-// out, for up to readyWait; any other error is returned at once.
+// node is offline a 3-replica bucket cannot be placed, and while most are
+// the cluster has no meta leader and answers "temporarily unavailable".
+// All are waited out, for up to readyWait; any other error is returned at once.
 func OpenKeyValue(ctx context.Context, js jetstream.KeyValueManager, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, readyWait)
 	defer cancel()
@@ -78,7 +84,7 @@ func OpenKeyValue(ctx context.Context, js jetstream.KeyValueManager, cfg jetstre
 			switch {
 			case err == nil:
 				kv = created
-			case Unanswered(err) || (errors.As(err, &api) && api.ErrorCode == errNoPeers):
+			case Unanswered(err) || (errors.As(err, &api) && (api.ErrorCode == errNoPeers || api.ErrorCode == errClusterUnavailable)):
 				return err
 			default:
 				return service.Permanent(err)
